@@ -1,0 +1,1 @@
+"""txstream: real-time transaction monitoring, a Kappa pipeline on Faust, Kafka and RocksDB."""

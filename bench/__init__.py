@@ -1,0 +1,1 @@
+"""Throughput, latency and recovery benchmarks (run with ``python -m bench``; not a test)."""
