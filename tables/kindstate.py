@@ -1,0 +1,151 @@
+"""KindState: what every window kind shares — watermark, applied offset, dirty set, state records."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Generic, TypeVar
+
+import orjson
+
+from .outputs import Outputs, TransactionLike
+from .schedule import DueQueue
+from .watermark import Watermark
+from .windows import WindowConfig
+
+__all__ = ["META_KEY", "KindState"]
+
+#: Key of the per-partition record in every kind's table. Customer keys are decimal digits,
+#: so it cannot collide; it is written last in every flush (see :meth:`KindState.dump_dirty`).
+META_KEY = b"~partition"
+
+C = TypeVar("C")
+
+
+class KindState(ABC, Generic[C]):
+    """All customers' state of one window kind in one partition.
+
+    Each kind is its own deterministic state machine over the partition's events in offset
+    order, with its own copy of the watermark: its table's records then describe a state
+    that is consistent on its own (the records of one flush land in one changelog
+    partition in order, the partition record last), so after a crash each kind resumes
+    from exactly the offset its own table says it had applied.
+    """
+
+    kind: str
+
+    def __init__(self, config: WindowConfig) -> None:
+        self.config = config
+        self.watermark = Watermark(config.allowed_lateness_ms, config.idle_timeout_ms)
+        #: Highest source offset this kind has applied in this partition.
+        self.offset = -1
+        #: Events this kind could not place because their window had closed.
+        self.late = 0
+        self.counters: dict[str, int] = {}
+        self.customers: dict[int, C] = {}
+        self.dirty: set[int] = set()
+        self._meta_dirty = False
+        self._due: DueQueue[Any] = DueQueue()
+        self._expiry: DueQueue[Any] = DueQueue()
+
+    # -- processing ---------------------------------------------------------------------
+
+    def apply(self, offset: int, tx: TransactionLike, out: Outputs) -> bool | None:
+        """Apply one event; True if it was late here, False if applied, None if seen before."""
+        if offset <= self.offset:
+            return None
+        self.offset = offset
+        self._meta_dirty = True
+        customer_id = tx.customer_id
+        state = self.customers.get(customer_id)
+        if state is None:
+            state = self.customers[customer_id] = self._new_customer()
+        elif offset <= self._customer_offset(state):
+            # This customer's record already holds the event: the local store was ahead of
+            # the last complete flush when the worker died. Write it again so the changelog
+            # catches up with the store.
+            self.dirty.add(customer_id)
+            self.watermark.observe(tx.event_time_ms)
+            return None
+        self.dirty.add(customer_id)
+        late = self._apply(state, offset, tx, out)
+        self.watermark.observe(tx.event_time_ms)
+        if late:
+            self.late += 1
+        return late
+
+    def count(self, name: str, offset: int) -> None:
+        """Count a partition-level event (such as a dead letter) once per source offset."""
+        if offset > self.offset:
+            self.offset = offset
+            self._meta_dirty = True
+            self.counters[name] = self.counters.get(name, 0) + 1
+
+    def advance(self, wall_ms: int | None, out: Outputs) -> None:
+        """Close what the watermark has passed (after idling, if ``wall_ms`` says so)."""
+        if wall_ms is not None and self.watermark.on_idle(wall_ms):
+            self._meta_dirty = True
+        self._close(self.watermark.value, out)
+
+    def mark_input(self, wall_ms: int) -> None:
+        """Note that a batch arrived at ``wall_ms`` (the idle clock restarts)."""
+        self.watermark.mark_input(wall_ms)
+
+    # -- state records ----------------------------------------------------------------
+
+    def dump_dirty(self) -> list[tuple[bytes, bytes]]:
+        """Records of every changed customer, then the partition record; clears dirty marks."""
+        records = [
+            (str(customer_id).encode(), orjson.dumps(self._dump(self.customers[customer_id])))
+            for customer_id in self.dirty
+            if customer_id in self.customers
+        ]
+        self.dirty.clear()
+        if records or self._meta_dirty:
+            records.append((META_KEY, orjson.dumps(self._dump_meta())))
+            self._meta_dirty = False
+        return records
+
+    def load(self, key: bytes, value: bytes) -> None:
+        """Restore one record written by :meth:`dump_dirty` (call :meth:`finish_load` after)."""
+        data = orjson.loads(value)
+        if key == META_KEY:
+            self.offset = max(self.offset, data["o"])
+            self.watermark.restore(data["wm"])
+            self.late = data.get("late", 0)
+            self.counters = dict(data.get("c", {}))
+        else:
+            self.customers[int(key)] = self._load(data)
+
+    def finish_load(self) -> None:
+        """Rebuild the close and expiry schedules from the loaded customers."""
+        self._due.clear()
+        self._expiry.clear()
+        for customer_id, state in self.customers.items():
+            self._schedule(customer_id, state)
+
+    def _dump_meta(self) -> dict[str, Any]:
+        return {"o": self.offset, "wm": self.watermark.to_list(), "late": self.late,
+                "c": self.counters}
+
+    # -- per kind ---------------------------------------------------------------------
+
+    @abstractmethod
+    def _new_customer(self) -> C: ...
+
+    @abstractmethod
+    def _customer_offset(self, state: C) -> int: ...
+
+    @abstractmethod
+    def _apply(self, state: C, offset: int, tx: TransactionLike, out: Outputs) -> bool: ...
+
+    @abstractmethod
+    def _close(self, watermark: int, out: Outputs) -> None: ...
+
+    @abstractmethod
+    def _schedule(self, customer_id: int, state: C) -> None: ...
+
+    @abstractmethod
+    def _dump(self, state: C) -> Any: ...
+
+    @abstractmethod
+    def _load(self, data: Any) -> C: ...

@@ -1,0 +1,112 @@
+"""Output records of the windowing core: alerts, window results, sessions, late events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+__all__ = ["Alert", "LateEvent", "Outputs", "SessionResult", "TransactionLike", "WindowResult"]
+
+
+class TransactionLike(Protocol):
+    """What the core needs of a transaction (``app.records.Transaction`` satisfies it)."""
+
+    @property
+    def tx_id(self) -> str: ...
+    @property
+    def customer_id(self) -> int: ...
+    @property
+    def amount_cents(self) -> int: ...
+    @property
+    def event_time_ms(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WindowResult:
+    """The final aggregate of one closed window; ``[start, end)`` except sliding: ``(start, end]``."""
+
+    kind: str
+    customer_id: int
+    start_ms: int
+    end_ms: int
+    count: int
+    total: int
+    min: int
+    max: int
+
+    @property
+    def result_id(self) -> str:
+        """Deterministic id: the same window always gets the same id."""
+        return f"{self.kind}:{self.customer_id}:{self.start_ms}"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A customer's tumbling-window total passed the threshold (one per customer and window)."""
+
+    customer_id: int
+    window_start_ms: int
+    window_end_ms: int
+    count: int
+    total: int
+    threshold: int
+    tx_id: str
+    event_time_ms: int
+
+    @property
+    def alert_id(self) -> str:
+        """Deterministic id: customer and window."""
+        return f"{self.customer_id}:{self.window_start_ms}"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionResult:
+    """A closed session: first and last event time, count, amounts."""
+
+    customer_id: int
+    start_ms: int
+    end_ms: int
+    count: int
+    total: int
+    min: int
+    max: int
+
+    @property
+    def session_id(self) -> str:
+        """Deterministic id: customer and session start."""
+        return f"{self.customer_id}:{self.start_ms}"
+
+    @property
+    def duration_ms(self) -> int:
+        """Time from first to last event."""
+        return self.end_ms - self.start_ms
+
+
+@dataclass(frozen=True, slots=True)
+class LateEvent:
+    """An event that arrived after some of its windows had closed; they were not changed."""
+
+    offset: int
+    tx: TransactionLike
+    kinds: tuple[str, ...]
+    watermark_ms: int
+
+
+@dataclass(slots=True)
+class Outputs:
+    """Everything one batch or tick produced, in the order it happened."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    results: list[WindowResult] = field(default_factory=list)
+    sessions: list[SessionResult] = field(default_factory=list)
+    late: list[LateEvent] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.alerts or self.results or self.sessions or self.late)
+
+    def extend(self, other: Outputs) -> None:
+        """Append another batch's outputs."""
+        self.alerts.extend(other.alerts)
+        self.results.extend(other.results)
+        self.sessions.extend(other.sessions)
+        self.late.extend(other.late)

@@ -1,0 +1,92 @@
+"""PartitionState: one source partition's windows of every kind, driven batch by batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .fixed import FixedWindowState
+from .kindstate import KindState
+from .outputs import LateEvent, Outputs, TransactionLike
+from .sessions import SessionState
+from .sliding import SlidingState
+from .windows import WindowConfig, WindowKind
+
+__all__ = ["KINDS", "PartitionState"]
+
+#: Table order: tumbling first; it also keeps the partition's event and dead-letter counts.
+KINDS: tuple[str, ...] = tuple(kind.value for kind in WindowKind)
+
+
+class PartitionState:
+    """Every window kind of one partition, plus its counters.
+
+    Pure and synchronous: the agent feeds it batches of ``(offset, transaction)`` in offset
+    order and sends what it returns; the batch report feeds it a whole topic the same way.
+    """
+
+    def __init__(self, partition: int, config: WindowConfig,
+                 kinds: Iterable[str] = KINDS) -> None:
+        self.partition = partition
+        self.config = config
+        wanted = set(kinds)
+        self.tumbling = FixedWindowState(WindowKind.TUMBLING, config)
+        self.hopping = FixedWindowState(WindowKind.HOPPING, config)
+        self.sliding = SlidingState(config)
+        self.sessions = SessionState(config)
+        every: tuple[KindState[object], ...] = (  # type: ignore[assignment]
+            self.tumbling, self.hopping, self.sliding, self.sessions)
+        self.kinds: dict[str, KindState[object]] = {
+            state.kind: state for state in every if state.kind in wanted}
+        if WindowKind.TUMBLING.value not in self.kinds:
+            message = "the tumbling kind is required: it carries the alert rule and counters"
+            raise ValueError(message)
+        self._states = tuple(self.kinds.values())
+
+    @property
+    def watermark(self) -> int:
+        """The partition's watermark (the tumbling kind's copy; all copies agree while running)."""
+        return self.tumbling.watermark.value
+
+    @property
+    def max_event_ms(self) -> int:
+        """Highest event time seen in this partition."""
+        return self.tumbling.watermark.max_event_ms
+
+    def apply(self, records: Iterable[tuple[int, TransactionLike]], wall_ms: int | None = None,
+              out: Outputs | None = None) -> Outputs:
+        """Apply valid transactions in offset order, then close what the watermark passed."""
+        out = Outputs() if out is None else out
+        states = self._states
+        tumbling = self.tumbling
+        counters = tumbling.counters
+        for offset, tx in records:
+            first_time = offset > tumbling.offset
+            late_kinds = [state.kind for state in states if state.apply(offset, tx, out)]
+            if first_time:
+                counters["events"] = counters.get("events", 0) + 1
+            if late_kinds:
+                out.late.append(LateEvent(offset, tx, tuple(late_kinds), tumbling.watermark.value))
+        if wall_ms is not None:
+            for state in states:
+                state.mark_input(wall_ms)
+        self.advance(None, out)
+        return out
+
+    def dead_letter(self, offset: int) -> None:
+        """Count an invalid record at ``offset`` (once, even if it is delivered again)."""
+        self.tumbling.count("dead_letters", offset)
+
+    def advance(self, wall_ms: int | None, out: Outputs | None = None) -> Outputs:
+        """Close windows the watermark has passed; with ``wall_ms``, idle partitions move on."""
+        out = Outputs() if out is None else out
+        for state in self._states:
+            state.advance(wall_ms, out)
+        return out
+
+    def counter(self, name: str) -> int:
+        """A partition counter: ``events`` or ``dead_letters``."""
+        return self.tumbling.counters.get(name, 0)
+
+    def late_counts(self) -> dict[str, int]:
+        """Late events per window kind."""
+        return {kind: state.late for kind, state in self.kinds.items()}

@@ -1,0 +1,117 @@
+"""Sliding windows: for each event, the customer's aggregate over the ``size`` before it."""
+
+from __future__ import annotations
+
+from bisect import bisect_right, insort
+from typing import Any
+
+from .aggregate import Aggregate
+from .kindstate import KindState
+from .outputs import Outputs, TransactionLike, WindowResult
+from .windows import WindowConfig, WindowKind
+
+__all__ = ["CustomerEvents", "SlidingState"]
+
+
+class CustomerEvents:
+    """One customer's recent events ``(event_time, cents)`` sorted by time, and finals done."""
+
+    __slots__ = ("events", "finalized", "offset")
+
+    def __init__(self, offset: int = -1, events: list[tuple[int, int]] | None = None,
+                 finalized: int = -(2**62)) -> None:
+        self.offset = offset
+        self.events: list[tuple[int, int]] = events if events is not None else []
+        #: Every window ending at or before this event time has had its final result.
+        self.finalized = finalized
+
+
+class SlidingState(KindState[CustomerEvents]):
+    """Sliding windows ``(t - size, t]``, one per distinct event time ``t`` of a customer.
+
+    The window ending at ``t`` closes when the watermark passes ``t``; an event whose own
+    window has closed is late (it would change closed windows) and is not added. Events are
+    kept while a window they belong to is open or within the retention.
+    """
+
+    kind = WindowKind.SLIDING.value
+
+    def __init__(self, config: WindowConfig) -> None:
+        super().__init__(config)
+        self.size = config.sliding_ms
+
+    def _new_customer(self) -> CustomerEvents:
+        return CustomerEvents()
+
+    def _customer_offset(self, state: CustomerEvents) -> int:
+        return state.offset
+
+    def _apply(self, state: CustomerEvents, offset: int, tx: TransactionLike,
+               out: Outputs) -> bool:
+        state.offset = offset
+        t = tx.event_time_ms
+        if t < self.watermark.value:
+            return True
+        events = state.events
+        position = bisect_right(events, (t, 2**62))
+        is_new_end = position == 0 or events[position - 1][0] != t
+        events.insert(position, (t, tx.amount_cents))
+        if is_new_end:
+            self._due.push(t + 1, tx.customer_id)
+            self._expiry.push(t + self.size + self.config.retention_ms, tx.customer_id)
+        return False
+
+    def aggregate_at(self, state: CustomerEvents, end: int) -> Aggregate:
+        """The aggregate of the customer's events in ``(end - size, end]``."""
+        events = state.events
+        lo = bisect_right(events, (end - self.size, 2**62))
+        hi = bisect_right(events, (end, 2**62))
+        agg = Aggregate()
+        for _, cents in events[lo:hi]:
+            agg.add(cents)
+        return agg
+
+    def _close(self, watermark: int, out: Outputs) -> None:
+        customers = self.customers
+        for _, customer_id in self._due.pop_due(watermark):
+            state = customers.get(customer_id)
+            if state is None:
+                continue
+            ends = sorted({t for t, _ in state.events if state.finalized < t < watermark})
+            for end in ends:
+                agg = self.aggregate_at(state, end)
+                out.results.append(WindowResult(self.kind, customer_id, end - self.size, end,
+                                                agg.count, agg.total, agg.min, agg.max))
+            if ends:
+                state.finalized = ends[-1]
+                self.dirty.add(customer_id)
+        horizon = watermark - self.size - self.config.retention_ms
+        for _, customer_id in self._expiry.pop_due(watermark):
+            state = customers.get(customer_id)
+            if state is None:
+                continue
+            keep = bisect_right(state.events, (horizon, 2**62))
+            if keep:
+                del state.events[:keep]
+                self.dirty.add(customer_id)
+
+    def _schedule(self, customer_id: int, state: CustomerEvents) -> None:
+        for t in {t for t, _ in state.events}:
+            if t > state.finalized:
+                self._due.push(t + 1, customer_id)
+            self._expiry.push(t + self.size + self.config.retention_ms, customer_id)
+
+    def _dump(self, state: CustomerEvents) -> Any:
+        return {"o": state.offset, "f": state.finalized, "e": state.events}
+
+    def _load(self, data: Any) -> CustomerEvents:
+        return CustomerEvents(data["o"], [(t, c) for t, c in data["e"]], data["f"])
+
+    def windows_of(self, customer_id: int) -> list[tuple[int, int, Aggregate]]:
+        """``(start, end, aggregate)`` for each distinct event time still retained, oldest first."""
+        state = self.customers.get(customer_id)
+        if state is None:
+            return []
+        horizon = self.watermark.value - self.config.retention_ms
+        ends = sorted({t for t, _ in state.events if t >= horizon})
+        return [(end - self.size, end, self.aggregate_at(state, end)) for end in ends]
