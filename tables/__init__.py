@@ -1,1 +1,1 @@
-"""Windowed state: the pure event-time windowing core (no Faust import) and the Faust tables that hold it."""
+"""Windowed state: the pure event-time windowing core and the Faust tables that hold it."""

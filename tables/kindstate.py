@@ -1,4 +1,4 @@
-"""KindState: what every window kind shares — watermark, applied offset, dirty set, state records."""
+"""KindState: what every window kind shares: watermark, applied offset, dirty set, records."""
 
 from __future__ import annotations
 

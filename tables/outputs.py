@@ -23,7 +23,7 @@ class TransactionLike(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class WindowResult:
-    """The final aggregate of one closed window; ``[start, end)`` except sliding: ``(start, end]``."""
+    """The final aggregate of one closed window: ``[start, end)``; sliding: ``(start, end]``."""
 
     kind: str
     customer_id: int

@@ -52,14 +52,21 @@ class PartitionState:
         """Highest event time seen in this partition."""
         return self.tumbling.watermark.max_event_ms
 
-    def apply(self, records: Iterable[tuple[int, TransactionLike]], wall_ms: int | None = None,
-              out: Outputs | None = None) -> Outputs:
-        """Apply valid transactions in offset order, then close what the watermark passed."""
+    def apply(self, records: Iterable[tuple[int, TransactionLike | None]],
+              wall_ms: int | None = None, out: Outputs | None = None) -> Outputs:
+        """Apply records in offset order, then close what the watermark passed.
+
+        ``None`` in place of a transaction marks an invalid record (a dead letter): it is
+        counted in its place in the offset order, so it never hides the records before it.
+        """
         out = Outputs() if out is None else out
         states = self._states
         tumbling = self.tumbling
         counters = tumbling.counters
         for offset, tx in records:
+            if tx is None:
+                tumbling.count("dead_letters", offset)
+                continue
             first_time = offset > tumbling.offset
             late_kinds = [state.kind for state in states if state.apply(offset, tx, out)]
             if first_time:
@@ -71,10 +78,6 @@ class PartitionState:
                 state.mark_input(wall_ms)
         self.advance(None, out)
         return out
-
-    def dead_letter(self, offset: int) -> None:
-        """Count an invalid record at ``offset`` (once, even if it is delivered again)."""
-        self.tumbling.count("dead_letters", offset)
 
     def advance(self, wall_ms: int | None, out: Outputs | None = None) -> Outputs:
         """Close windows the watermark has passed; with ``wall_ms``, idle partitions move on."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 __all__ = ["WindowConfig", "WindowKind", "hopping_starts", "tumbling_start"]
 
 
-class WindowKind(str, Enum):
+class WindowKind(StrEnum):
     """The kinds of per-customer windows txstream keeps."""
 
     TUMBLING = "tumbling"

@@ -1,0 +1,100 @@
+"""The batch seam: a Faust Kafka transport whose consumer hands source records over in batches.
+
+Faust delivers every record as its own event (message -> event -> channel queue -> stream
+iteration -> ack), about 100 us each here. Our consumer subclass takes the records of the
+batch topics out of each ``getmany`` result before Faust turns them into events and hands
+them, per partition, to a batch handler; everything else (group membership, assignment,
+changelog recovery, standbys, other topics, offset commits) stays Faust's. The handler
+tells the consumer which offsets are safe to commit with :meth:`BatchingConsumer.release`.
+
+It also corrects changelog end offsets: the embedded broker answers ListOffsets(LATEST)
+with the base offset of the newest batch + 1, which makes Faust's recovery stop short.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, ClassVar
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+from .kafka_admin import true_end_offsets
+
+__all__ = ["BatchHandler", "BatchingConsumer", "BatchingTransport"]
+
+logger = logging.getLogger(__name__)
+
+#: Receives ``{tp: [aiokafka ConsumerRecord, ...]}`` for the batch topics, in offset order.
+BatchHandler = Callable[[Mapping[TP, list[Any]]], Awaitable[None]]
+
+
+class BatchingConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer with a batch path for selected topics."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batch_topics: frozenset[str] = frozenset()
+        self.batch_handler: BatchHandler | None = None
+        self.bootstrap: str | None = None
+        self._released: dict[TP, int] = {}
+
+    def set_batch_handler(self, topics: Iterable[str], handler: BatchHandler,
+                          bootstrap: str) -> None:
+        """Route records of ``topics`` to ``handler`` instead of Faust's streams."""
+        self.batch_topics = frozenset(topics)
+        self.batch_handler = handler
+        self.bootstrap = bootstrap
+
+    async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
+        records, active = await super()._wait_next_records(timeout)
+        handler = self.batch_handler
+        if records and handler is not None and self.flow_active:
+            topics = self.batch_topics
+            ours = {tp: batch for tp, batch in records.items() if tp.topic in topics}
+            if ours:
+                records = {tp: batch for tp, batch in records.items() if tp.topic not in topics}
+                assignment = self.assignment()
+                await handler({tp: batch for tp, batch in ours.items() if tp in assignment})
+        return records, active
+
+    def release(self, tp: TP, next_offset: int) -> None:
+        """Every record of ``tp`` before ``next_offset`` is processed and its state written."""
+        if next_offset > self._released.get(tp, -1):
+            self._released[tp] = next_offset
+            # Faust's committer only looks at partitions that appear in its ack index.
+            self._acked.setdefault(tp, [])
+
+    def forget(self, tps: Iterable[TP]) -> None:
+        """Drop release marks of partitions that left this worker."""
+        for tp in tps:
+            self._released.pop(tp, None)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        if tp.topic in self.batch_topics:
+            return self._released.get(tp)
+        result: int | None = super()._new_offset(tp)
+        return result
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        await super().on_partitions_revoked(revoked)
+        self.forget(revoked)
+
+    async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
+        reported: Mapping[TP, int] = await super().highwaters(*partitions)
+        if not self.bootstrap or not partitions:
+            return reported
+        corrected = await true_end_offsets(self.bootstrap, list(partitions))
+        fixed = {tp: max(reported.get(tp, 0), corrected.get(tp, 0)) for tp in partitions}
+        changed = {tp: (reported.get(tp), fixed[tp]) for tp in partitions
+                   if reported.get(tp) != fixed[tp]}
+        if changed:
+            logger.info("corrected end offsets reported by the broker: %s", changed)
+        return fixed
+
+
+class BatchingTransport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport, with :class:`BatchingConsumer` as its consumer."""
+
+    Consumer: ClassVar[type[Any]] = BatchingConsumer

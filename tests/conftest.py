@@ -1,0 +1,56 @@
+"""Shared fixtures: one broker per test session, unique names, free ports."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from app.broker import EmbeddedBroker
+from app.kafka_admin import parse_broker_url
+from app.testing import free_port as _free_port
+
+__all__: list[str] = []
+
+# Set to a kafka://host:port URL to run the integration tests against that broker
+# (for example Apache Kafka from docker-compose) instead of an embedded Tansu.
+BROKER_ENV = "TXSTREAM_TEST_BROKER"
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> Iterator[str]:
+    """URL of the broker for this session: $TXSTREAM_TEST_BROKER, else an embedded Tansu."""
+    external = os.environ.get(BROKER_ENV)
+    if external:
+        parse_broker_url(external)  # fail at once, naming the variable's bad value
+        yield external
+        return
+    # Never skip for want of a broker: the embedded one is always installable.
+    broker = EmbeddedBroker()
+    broker.start()
+    try:
+        yield broker.url
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def bootstrap(broker_url: str) -> str:
+    """The session broker as an aiokafka bootstrap string (host:port[,host:port])."""
+    return parse_broker_url(broker_url)
+
+
+@pytest.fixture
+def unique_id() -> str:
+    """A fresh short name per test, for app ids (consumer groups) and topic names."""
+    # Tansu fixes a group's session timeout at creation and memory storage never
+    # forgets a topic, so tests sharing a broker must never share names.
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    return _free_port()
