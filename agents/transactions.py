@@ -66,6 +66,7 @@ class Pipeline:
     def __init__(self, app: TxApp) -> None:
         self.app = app
         self.config = window_config(app.settings)
+        self.kinds = app.settings.window_kind_list
         self.topics = app.topic_names
         self.states: dict[int, PartitionState] = {}
         self.throughput = Throughput()
@@ -118,7 +119,7 @@ class Pipeline:
         """The partition's state, loaded from its tables the first time it is needed."""
         state = self.states.get(partition)
         if state is None:
-            state = PartitionState(partition, self.config)
+            state = PartitionState(partition, self.config, self.kinds)
             loaded = load_partition(self.app.state_tables, state)
             logger.info("partition %d: loaded %d state records", partition, loaded)
             self.states[partition] = state

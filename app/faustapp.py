@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING, Any
 import faust
 from faust.types import TransportT
 
-from tables.partition import KINDS
-
 from .kafka_admin import ensure_topics, parse_broker_url
 from .settings import Settings
 from .topics import TopicNames
@@ -93,7 +91,7 @@ def create_app(settings: Settings) -> TxApp:
     app.state_tables = {
         kind: app.Table(kind, partitions=settings.partitions, key_type=bytes, value_type=bytes,
                         help=f"{kind} state: one record per customer, plus ~partition")
-        for kind in KINDS
+        for kind in settings.window_kind_list
     }
     from agents.transactions import install_pipeline
     from app.views import install_views

@@ -48,6 +48,8 @@ _EXPECTED: dict[str, str] = {
     "state_version": "an integer >= 1",
     "log_level": "one of debug, info, warning, error",
     "topic_prefix": "letters, digits, '.', '_' or '-' (or nothing)",
+    "window_kinds": "a comma-separated list of tumbling, hopping, sliding, session "
+    "(tumbling is required)",
 }
 
 
@@ -110,6 +112,8 @@ class Settings(BaseSettings):
       the worker applies its workarounds.
     - ``TXSTREAM_STATE_VERSION`` [1]: state generation (>= 1); Kappa replay bumps it.
     - ``TXSTREAM_LOG_LEVEL`` [info]: debug, info, warning or error.
+    - ``TXSTREAM_WINDOW_KINDS`` [tumbling,hopping,sliding,session]: the window kinds kept
+      (tumbling is required: it carries the alert rule).
     - ``TXSTREAM_TOPIC_PREFIX`` [empty]: put before every input and output topic name
       (``test1-transactions``), so tests and tenants can share a broker; letters,
       digits, ``.``, ``_``, ``-``.
@@ -149,6 +153,7 @@ class Settings(BaseSettings):
     state_version: int = Field(default=1, ge=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     topic_prefix: str = ""
+    window_kinds: str = "tumbling,hopping,sliding,session"
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -188,6 +193,21 @@ class Settings(BaseSettings):
             msg = "use only letters, digits, '.', '_' and '-'"
             raise ValueError(msg)
         return value
+
+    @field_validator("window_kinds")
+    @classmethod
+    def _check_window_kinds(cls, value: str) -> str:
+        kinds = [k.strip() for k in value.split(",") if k.strip()]
+        allowed = ("tumbling", "hopping", "sliding", "session")
+        if not kinds or any(k not in allowed for k in kinds) or "tumbling" not in kinds:
+            msg = "not a list of window kinds"
+            raise ValueError(msg)
+        return ",".join(k for k in allowed if k in kinds)
+
+    @property
+    def window_kind_list(self) -> tuple[str, ...]:
+        """The window kinds this worker keeps, in table order."""
+        return tuple(self.window_kinds.split(","))
 
     @field_validator("topic_prefix")
     @classmethod

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response, View
 
-from tables.partition import KINDS
 from tables.windows import WindowKind
 
 from .alerts_tail import AlertsTail
@@ -72,6 +71,9 @@ def install_views(app: TxApp) -> None:
             if kind is not None and kind not in WINDOW_KINDS:
                 return _error(view, 400, f"window kind must be one of {', '.join(WINDOW_KINDS)},"
                                          f" got {kind!r}")
+            if kind is not None and kind not in app.settings.window_kind_list:
+                return _error(view, 404, f"this deployment does not keep {kind} windows"
+                                         f" (TXSTREAM_WINDOW_KINDS)")
             result: Response = await routed(  # type: ignore[call-arg]
                 view, request, customer_id=customer_id, **kwargs)
             return result
@@ -178,7 +180,7 @@ def worker_stats(app: TxApp, started: float) -> dict[str, Any]:
         "uptime_seconds": round(time.monotonic() - started, 3),
         "events_in": sum(p["events"] for p in partitions),
         "late": {kind: sum(state.late_counts()[kind] for state in pipeline.states.values())
-                 for kind in KINDS},
+                 for kind in app.settings.window_kind_list},
         "dead_letters": sum(p["dead_letters"] for p in partitions),
         "alerts": len(app.alerts_tail.latest(MAX_LIMIT)),  # type: ignore[attr-defined]
         "throughput_per_second": round(pipeline.throughput.rate(), 1),
