@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from faust.types import TP
 
 from app.exceptions import InvalidRecord
+from app.metrics import OutputCounters
 from app.outputs import (
     dead_letter_headers,
     encode_alert,
@@ -70,6 +71,7 @@ class Pipeline:
         self.topics = app.topic_names
         self.states: dict[int, PartitionState] = {}
         self.throughput = Throughput()
+        self.outputs_sent = OutputCounters()
         self._applied: dict[TP, int] = {}
         self._pending: list[Awaitable[Any]] = []
         self._lock = asyncio.Lock()
@@ -137,6 +139,7 @@ class Pipeline:
     async def _send(self, partition: int, out: Outputs) -> None:
         if not out:
             return
+        self.outputs_sent.add(partition, out)
         producer = self.app.producer
         pending = self._pending
         topics = self.topics

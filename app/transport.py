@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
+from aiokafka import TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
@@ -85,7 +86,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         reported: Mapping[TP, int] = await super().highwaters(*partitions)
         if not self.bootstrap or not partitions:
             return reported
-        corrected = await true_end_offsets(self.bootstrap, list(partitions))
+        answer = await true_end_offsets(
+            self.bootstrap, [TopicPartition(tp.topic, tp.partition) for tp in partitions])
+        corrected = {TP(tp.topic, tp.partition): offset for tp, offset in answer.items()}
         fixed = {tp: max(reported.get(tp, 0), corrected.get(tp, 0)) for tp in partitions}
         changed = {tp: (reported.get(tp), fixed[tp]) for tp in partitions
                    if reported.get(tp) != fixed[tp]}

@@ -1,0 +1,115 @@
+"""The peer: Quix Streams doing a per-customer windowed sum (run as its own process).
+
+``python -m bench.quix_peer --bootstrap H:P --topic T --events N --kind tumbling|hopping
+--group G --state-dir D --output O`` reads ``T`` from the beginning, sums ``amount`` per
+customer (the record key) in event-time windows (the value's ``event_time``, via a
+timestamp extractor), RocksDB state with a changelog, and sends each closed window's
+final sum to ``O``. It prints one JSON line with its own timings once it has processed
+``N`` records, then stops (Quix commits its checkpoint on the way out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+__all__ = ["main"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
+
+def event_time_ms(value: Any, _headers: Any, timestamp: int, _kind: Any) -> int:
+    """Quix timestamp extractor: the value's ISO 8601 ``event_time`` in epoch ms."""
+    try:
+        moment = datetime.fromisoformat(value["event_time"])
+    except (TypeError, KeyError, ValueError):
+        return timestamp
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _ONE_MS
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the peer until ``--events`` records are processed; print its timings as JSON."""
+    parser = argparse.ArgumentParser(prog="python -m bench.quix_peer")
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--events", type=int, required=True)
+    parser.add_argument("--kind", choices=("tumbling", "hopping"), required=True)
+    parser.add_argument("--group", required=True)
+    parser.add_argument("--state-dir", required=True)
+    args = parser.parse_args(argv)
+
+    from quixstreams import Application
+    from quixstreams.dataframe.windows import Sum
+
+    started_wall = time.time()
+    progress: dict[str, Any] = {"n": 0, "t0": None, "cpu0": None, "t1": None, "cpu1": None}
+    target = args.events
+    app: Any = None
+
+    def on_processed(_topic: str, _partition: int, _offset: int) -> None:
+        progress["n"] += 1
+        n = progress["n"]
+        if n == 1:
+            progress["t0"] = time.time()
+            progress["cpu0"] = time.process_time()
+        if n == target:
+            progress["t1"] = time.time()
+            progress["cpu1"] = time.process_time()
+            app.stop()
+
+    app = Application(
+        broker_address=args.bootstrap,
+        consumer_group=args.group,
+        auto_offset_reset="earliest",
+        state_dir=args.state_dir,
+        loglevel="WARNING",
+        on_message_processed=on_processed,
+        # The embedded broker has no idempotent producers (BROKER.md fact 3).
+        producer_extra_config={"enable.idempotence": False},
+        # Topics are created beforehand with explicit retention (fact 8); only the
+        # changelogs are Quix's own.
+        auto_create_topics=True,
+    )
+    source = app.topic(args.topic, value_deserializer="json", key_deserializer="str",
+                       timestamp_extractor=event_time_ms)
+    output = app.topic(args.output, value_serializer="json", key_serializer="str")
+    sdf = app.dataframe(source)
+    grace = timedelta(seconds=5)  # txstream's default allowed lateness
+    if args.kind == "tumbling":
+        windowed = sdf.tumbling_window(timedelta(minutes=5), grace_ms=grace)
+    else:
+        windowed = sdf.hopping_window(timedelta(minutes=10), timedelta(minutes=2),
+                                      grace_ms=grace)
+    sdf = windowed.agg(total=Sum("amount")).final()
+    sdf.to_topic(output)
+    app.run()
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result = {
+        "processed": progress["n"],
+        "started": started_wall,
+        "first": progress["t0"],
+        "last": progress["t1"],
+        "first_events": 1,
+        "cpu_seconds": (progress["cpu1"] - progress["cpu0"]) if progress["t1"] else None,
+        "stopped": time.time(),
+        "peak_rss_kb": usage.ru_maxrss,
+    }
+    sys.stdout.write("BENCH-RESULT " + orjson.dumps(result).decode() + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    main()
