@@ -54,6 +54,16 @@ class TxApp(faust.App):
                 self.topic_names.all(), self.settings.partitions))
         await super().on_first_start()
 
+    async def on_stop(self) -> None:
+        # Write what was processed and release its offsets before Faust stops the consumer,
+        # which makes its final commit: a clean stop re-processes nothing.
+        if self.pipeline.states:
+            try:
+                await self.pipeline.flush()
+            except Exception:  # the producer may already be failing; at-least-once covers it
+                logger.exception("could not flush state at shutdown")
+        await super().on_stop()
+
     @property
     def bootstrap(self) -> str:
         """The aiokafka bootstrap string of the configured broker."""

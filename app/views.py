@@ -175,8 +175,17 @@ def worker_stats(app: TxApp, started: float) -> dict[str, Any]:
             "max_event_time": format_time(state.max_event_ms) if seen else None,
             "event_time_lag_seconds": (now_ms - state.max_event_ms) / 1000 if seen else None,
         })
+    recovery = app.tables.recovery  # type: ignore[attr-defined]
+    remaining = {f"{tp.topic}/{tp.partition}": stats.remaining
+                 for tp, stats in {**recovery.active_stats(), **recovery.standby_stats()}.items()}
     return {
         "worker": app.conf.canonical_url.human_repr() if app.conf.canonical_url else None,
+        "recovery": {
+            "completed": recovery.completed.is_set(),
+            "active_remaining": recovery.active_remaining_total(),
+            "standby_remaining": recovery.standby_remaining_total(),
+            "remaining_by_partition": remaining,
+        },
         "uptime_seconds": round(time.monotonic() - started, 3),
         "events_in": sum(p["events"] for p in partitions),
         "late": {kind: sum(state.late_counts()[kind] for state in pipeline.states.values())

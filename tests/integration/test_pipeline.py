@@ -97,7 +97,7 @@ async def test_known_file_gives_exact_windows_dlq_and_alerts(
             return got == windows
         wait_until(windows_match, 60, message=f"customer {customer} tumbling windows")
 
-    status, body = worker.get("/customers/1/windows/tumbling/")
+    _, body = worker.get("/customers/1/windows/tumbling/")
     first = body["windows"][0]
     assert first["start"] == "2026-03-12T14:00:00Z"
     assert first["end"] == "2026-03-12T14:05:00Z"

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from collections import defaultdict
 from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.generator import GeneratorConfig, generate
+from app.kafka_admin import true_end_offsets
 from app.kafka_io import TopicRecord, read_until
 from app.produce import send_records
 from app.records import Transaction, encode_transaction, parse_time, transaction_key
@@ -164,3 +167,36 @@ async def test_two_workers_share_partitions_and_survive_losing_one(
     second.process.kill()
     await send(workers, txs[3_000:], rate=None)
     await assert_windows_exact(first, ground_truth(txs), timeout=120)
+
+
+async def test_sigterm_stops_within_seconds_and_commits_what_was_processed(
+        workers: WorkerFactory) -> None:
+    txs = make_input(2_000, customers=100, seed=13)
+    # No periodic flush or commit in this test: only the shutdown path can write the state
+    # and commit the offsets.
+    worker = workers.start("w1", flush_interval="1h")
+    await send(workers, txs, rate=None)
+    await assert_windows_exact(worker, ground_truth(txs))
+
+    started = time.monotonic()
+    code = worker.process.terminate(timeout=30)
+    elapsed = time.monotonic() - started
+    assert code == 0, worker.process.log_text()[-2000:]
+    assert elapsed < 10, f"took {elapsed:.1f}s to stop"
+
+    topic = workers.topics.transactions
+    tps = [TopicPartition(topic, p) for p in range(4)]
+    ends = await true_end_offsets(workers.bootstrap, tps)
+    # A group member that never subscribes only asks for the group's committed offsets.
+    reader = AIOKafkaConsumer(bootstrap_servers=workers.bootstrap,
+                              group_id=f"{workers.app_id}-v1", enable_auto_commit=False)
+    await reader.start()
+    try:
+        committed = {tp: await reader.committed(tp) for tp in tps}
+    finally:
+        await reader.stop()
+    assert committed == ends
+
+    # And the state written at shutdown is what a restarted worker serves.
+    restarted = workers.start("w1-again", datadir=worker.datadir)
+    await assert_windows_exact(restarted, ground_truth(txs), timeout=30)
