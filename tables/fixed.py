@@ -74,10 +74,12 @@ class FixedWindowState(KindState[CustomerWindows]):
         starts = (t - t % size,) if self.step == size else hopping_starts(t, size, self.step)
         for start in starts:
             end = start + size
-            if end <= watermark:
+            window = windows.get(start)
+            # The flag matters when the partition record restored is older than this
+            # customer's record: a window it closed stays closed.
+            if end <= watermark or (window is not None and window.closed):
                 late = True
                 continue
-            window = windows.get(start)
             if window is None:
                 window = windows[start] = FixedWindow()
                 self._due.push(end, (tx.customer_id, start))
@@ -88,6 +90,12 @@ class FixedWindowState(KindState[CustomerWindows]):
                 out.alerts.append(Alert(tx.customer_id, start, end, window.count, window.total,
                                         threshold, tx.tx_id, t))
         return late
+
+    def _would_be_late(self, tx: TransactionLike) -> bool:
+        t = tx.event_time_ms
+        first = t - t % self.size if self.step == self.size else hopping_starts(
+            t, self.size, self.step)[0]
+        return first + self.size <= self.watermark.value
 
     def _close(self, watermark: int, out: Outputs) -> None:
         customers = self.customers

@@ -61,13 +61,20 @@ class SessionState(KindState[CustomerSessions]):
         state.offset = offset
         t = tx.event_time_ms
         gap = self.gap
-        if t + gap <= self.watermark.value:
+        watermark = self.watermark.value
+        if t + gap <= watermark:
+            return True
+        overlapping = [s for s in state.sessions if s.start < t + gap and t < s.last + gap]
+        # Closed is decided by the watermark now, not by the flag set at the end of a batch,
+        # so the result does not depend on where batches begin; a closed session is final.
+        if any(s.closed or s.last + gap <= watermark for s in overlapping):
             return True
         merged = Session(t, t)
         merged.add(tx.amount_cents)
         kept: list[Session] = []
+        merging = {id(s) for s in overlapping}
         for session in state.sessions:
-            if not session.closed and session.start < t + gap and t < session.last + gap:
+            if id(session) in merging:
                 merged.start = min(merged.start, session.start)
                 merged.last = max(merged.last, session.last)
                 merged.merge(session)
@@ -78,6 +85,9 @@ class SessionState(KindState[CustomerSessions]):
         state.sessions = kept
         self._due.push(merged.last + gap, tx.customer_id)
         return False
+
+    def _would_be_late(self, tx: TransactionLike) -> bool:
+        return tx.event_time_ms + self.gap <= self.watermark.value
 
     def _close(self, watermark: int, out: Outputs) -> None:
         customers = self.customers

@@ -61,6 +61,9 @@ class SlidingState(KindState[CustomerEvents]):
             self._expiry.push(t + self.size + self.config.retention_ms, tx.customer_id)
         return False
 
+    def _would_be_late(self, tx: TransactionLike) -> bool:
+        return tx.event_time_ms < self.watermark.value
+
     def aggregate_at(self, state: CustomerEvents, end: int) -> Aggregate:
         """The aggregate of the customer's events in ``(end - size, end]``."""
         events = state.events

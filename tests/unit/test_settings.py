@@ -46,6 +46,7 @@ def test_defaults() -> None:
         "state_version": 1,
         "log_level": "info",
         "topic_prefix": "",
+        "window_kinds": "tumbling,hopping,sliding,session",
     }
 
 
