@@ -91,12 +91,24 @@ def install_commands(app: TxApp) -> None:
     @app.command()
     async def alerts(self: Any) -> None:
         """Print alerts as they arrive (one JSON object per line)."""
-        from aiokafka import AIOKafkaConsumer
+        from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        consumer = AIOKafkaConsumer(app.topic_names.alerts, bootstrap_servers=app.bootstrap,
-                                    group_id=None, auto_offset_reset="latest")
+        from .kafka_admin import ensure_topics, true_end_offsets
+
+        topic = app.topic_names.alerts
+        await ensure_topics(app.bootstrap, {topic: app.settings.partitions})
+        consumer = AIOKafkaConsumer(bootstrap_servers=app.bootstrap, group_id=None)
         await consumer.start()
         try:
+            # Start exactly at the end of every partition (seek-to-end can land inside the
+            # last batch on the embedded broker and print old alerts).
+            tps = [TopicPartition(topic, p) for p in sorted(
+                consumer.partitions_for_topic(topic) or range(app.settings.partitions))]
+            consumer.assign(tps)
+            for tp, end in (await true_end_offsets(app.bootstrap, tps)).items():
+                consumer.seek(tp, end)
+            print(f"listening for alerts on {topic} (Ctrl-C stops)", file=sys.stderr,
+                  flush=True)
             seen: set[str] = set()
             async for record in consumer:
                 alert = orjson.loads(record.value)

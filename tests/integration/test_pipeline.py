@@ -13,7 +13,7 @@ import pytest
 
 from app.kafka_io import read_until, send_raw
 from app.records import parse_time
-from app.testing import wait_until
+from app.testing import ManagedProcess, wait_until
 
 from .conftest import WorkerFactory
 
@@ -151,3 +151,19 @@ async def test_bad_requests_are_400_and_unknown_customers_404(workers: WorkerFac
         assert isinstance(body, dict)
         assert body["status"] == status
         assert "error" in body
+
+
+async def test_alerts_command_prints_each_alert_as_it_arrives(
+        workers: WorkerFactory, tmp_path: Path) -> None:
+    worker = workers.start()
+    printer = ManagedProcess([sys.executable, "-m", "app", "alerts"], env=worker.env,
+                             log_path=tmp_path / "alerts.log", name="alerts")
+    with printer:
+        # It reads from the end of the topic: send once it says it is listening.
+        printer.wait_for_log(r"listening for alerts", timeout=30)
+        await send_raw(workers.bootstrap, workers.topics.transactions,
+                       [(b"5", _line("big", 5, "6000.00", "2026-03-12T15:00:00Z"))])
+        line = printer.wait_for_log(r"\{.*\"alert_id\".*\}", timeout=60).group(0)
+    alert = orjson.loads(line)
+    assert (alert["customer_id"], alert["total"], alert["tx_id"]) == (5, 6000.0, "big")
+

@@ -1,0 +1,76 @@
+"""`txstream demo`: one command brings everything up, and Ctrl-C or SIGTERM takes it all down."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+import urllib3
+
+from app.testing import ManagedProcess, free_port, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def _children_of(pid: int) -> set[int]:
+    """Every live descendant of ``pid`` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if fields[0] != "Z":
+                parents[int(entry)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_demo_serves_data_and_stops_everything(tmp_path: Path,
+                                               stop_signal: signal.Signals) -> None:
+    port = free_port()
+    demo = ManagedProcess([sys.executable, "-m", "app", "demo", "--rate", "200"],
+                          env={"TXSTREAM_WEB_PORT": str(port)}, cwd=tmp_path,
+                          log_path=tmp_path / "demo.log", name="demo")
+    with demo:
+        match = demo.wait_for_log(r"dashboard:\s+(http://\S+)/dashboard/", timeout=120)
+        base = match.group(1)
+        assert base == f"http://127.0.0.1:{port}"
+        http = urllib3.PoolManager(retries=False, timeout=10)
+
+        def processed() -> int | None:
+            body = orjson.loads(http.request("GET", f"{base}/stats/").data)
+            return body["events_in"] if body["events_in"] > 0 else None
+        wait_until(processed, 60, message="the demo processes generated transactions")
+        helpers = _children_of(demo.pid)
+        assert len(helpers) >= 3, "broker, worker and generator run under the demo"
+
+        os.killpg(demo.pid, stop_signal) if stop_signal is signal.SIGINT else os.kill(
+            demo.pid, stop_signal)
+        wait_until(lambda: not demo.running, 60, message="demo exits")
+        assert demo.returncode == 0, demo.log_text()[-2000:]
+        wait_until(lambda: not any(_alive(pid) for pid in helpers), 30,
+                   message="no orphan broker, worker or generator")
+        log = demo.log_text()
+        assert "stopped" in log
+        assert not re.search(r"Traceback", log), log[-2000:]
