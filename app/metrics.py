@@ -91,6 +91,13 @@ def worker_snapshot(app: TxApp, started: float, now_ms: int | None = None) -> di
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     consumer = app.consumer
     source = app.topic_names.transactions
+    recovery = app.tables.recovery  # type: ignore[attr-defined]
+    if recovery.completed.is_set():
+        # An assigned partition that has had no input since this process started still
+        # has its state in the tables: load it as the customer views do.
+        for tp in consumer.assignment():
+            if tp.topic == source:
+                pipeline.state_for(tp.partition)
     partitions = []
     for partition, state in sorted(pipeline.states.items()):
         seen = state.max_event_ms != NO_WATERMARK
@@ -109,7 +116,6 @@ def worker_snapshot(app: TxApp, started: float, now_ms: int | None = None) -> di
             "customers": {kind: len(kind_state.customers)
                           for kind, kind_state in state.kinds.items()},
         })
-    recovery = app.tables.recovery
     return {
         "worker": str(app.conf.canonical_url),
         "now_ms": now_ms,
@@ -121,7 +127,7 @@ def worker_snapshot(app: TxApp, started: float, now_ms: int | None = None) -> di
         "outputs": pipeline.outputs_sent.snapshot(),
         "recovery": {
             "in_progress": bool(recovery.in_recovery),
-            "completed": recovery.completed.is_set(),  # type: ignore[attr-defined]
+            "completed": recovery.completed.is_set(),
             "active": _recovery_rows(recovery.active_highwaters, recovery.active_offsets),
             "standby": _recovery_rows(recovery.standby_highwaters, recovery.standby_offsets),
         },

@@ -7,18 +7,25 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
+from aiohttp import web
 from faust.web import Request, Response, View
 
 from tables.windows import WindowKind
 
 from .alerts_tail import AlertsTail
+from .dashboard import install_dashboard
+from .metrics import install_metrics
+from .openapi import install_openapi
 from .outputs import money, window_json
+from .peers import fetch_local_parts
 from .records import format_time
 
 if TYPE_CHECKING:
     from .faustapp import TxApp
 
-__all__ = ["install_views", "parse_customer_id", "parse_limit"]
+__all__ = ["install_error_handler", "install_views", "json_errors", "parse_customer_id",
+           "parse_limit"]
 
 logger = logging.getLogger(__name__)
 
@@ -148,19 +155,90 @@ def install_views(app: TxApp) -> None:
 
     @app.page("/stats/")
     class StatsView(View):
-        """This worker's partitions: events, late, dead letters, alerts, watermarks, lag."""
+        """Every partition (``?local=1``: this worker's): events, late, DLQ, watermarks, lag."""
 
         async def get(self, request: Request) -> Response:
-            return self.json(worker_stats(app, started))
+            own = worker_stats(app, started)
+            if request.query.get("local") == "1":
+                return self.json(own)
+            return self.json(merge_stats(own, await fetch_local_parts(app, "/stats/"),
+                                         app.settings.partitions))
 
     async def _follow_alerts() -> None:
         await tail.run()
 
     app.task(_follow_alerts)
 
+    install_dashboard(app)
+    install_metrics(app)
+    install_openapi(app)
+    install_error_handler(app)
+
+
+@web.middleware
+async def json_errors(request: web.Request,
+                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                      ) -> web.StreamResponse:
+    """Any unhandled exception in a view: a JSON 500 without details (they go to the log).
+
+    aiohttp's own answer is a plain-text 500, with the traceback when the event loop runs
+    in debug mode; this one never carries one. An owning worker that cannot be reached
+    while a request is routed to it is a 503 (retry), not a 500.
+    """
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except (aiohttp.ClientError, TimeoutError):
+        logger.warning("%s %s: the worker it was routed to did not answer",
+                       request.method, request.path, exc_info=True)
+        return web.json_response({"error": "the worker that owns this data did not answer; "
+                                           "retry", "status": 503}, status=503)
+    except Exception:
+        logger.exception("%s %s: unhandled error", request.method, request.path)
+        return web.json_response({"error": "internal error", "status": 500}, status=500)
+
+
+def install_error_handler(app: TxApp) -> None:
+    """Put :func:`json_errors` in front of every view (before the web server starts)."""
+    web_app = getattr(app.web, "web_app", None)
+    if web_app is not None and json_errors not in web_app.middlewares:
+        web_app.middlewares.append(json_errors)
+
+
+def merge_stats(own: dict[str, Any], peers: list[tuple[Any, dict[str, Any] | BaseException]],
+                partitions_expected: int) -> dict[str, Any]:
+    """One answer for the whole group from each worker's own stats (a partition counted once)."""
+    parts = [own] + [part for _, part in peers if not isinstance(part, BaseException)]
+    workers = [{"url": part["worker"], "ok": True,
+                "partitions": [p["partition"] for p in part["partitions"]],
+                "recovery": part["recovery"]} for part in parts]
+    workers += [{"url": str(url), "ok": False, "error": str(part)[:200] or type(part).__name__}
+                for url, part in peers if isinstance(part, BaseException)]
+    by_partition: dict[int, dict[str, Any]] = {}
+    for part in parts:
+        for row in part["partitions"]:
+            by_partition.setdefault(row["partition"], row)
+    rows = [by_partition[p] for p in sorted(by_partition)]
+    late: dict[str, int] = {}
+    for row in rows:
+        for kind, count in row["late"].items():
+            late[kind] = late.get(kind, 0) + count
+    return {
+        "answered_by": own["worker"],
+        "events_in": sum(row["events"] for row in rows),
+        "late": late,
+        "dead_letters": sum(row["dead_letters"] for row in rows),
+        "alerts": own["alerts"],
+        "throughput_per_second": round(sum(part["throughput_per_second"] for part in parts), 1),
+        "missing_partitions": sorted(set(range(partitions_expected)) - set(by_partition)),
+        "partitions": rows,
+        "workers": workers,
+    }
+
 
 def worker_stats(app: TxApp, started: float) -> dict[str, Any]:
-    """Stats of the partitions this worker owns (the dashboard and /metrics use these too)."""
+    """Stats of the partitions this worker owns (``/stats/?local=1``)."""
     pipeline = app.pipeline
     now_ms = int(time.time() * 1000)
     partitions = []

@@ -166,8 +166,16 @@ async def test_two_workers_share_partitions_and_survive_losing_one(
     # Both workers answer for every customer (requests are routed to the owner).
     await assert_windows_exact(first, truth_half)
     await assert_windows_exact(second, truth_half, timeout=30)
-    owned = [p["partition"] for w in (first, second) for p in w.get("/stats/")[1]["partitions"]]
+    owned = [p["partition"] for w in (first, second)
+             for p in w.get("/stats/?local=1")[1]["partitions"]]
     assert sorted(owned) == [0, 1, 2, 3], "each partition is processed by exactly one worker"
+    # /stats/ answers for the whole group from either worker.
+    views = [w.get("/stats/")[1] for w in (first, second)]
+    for view in views:
+        assert view["events_in"] == 3_000
+        assert [p["partition"] for p in view["partitions"]] == [0, 1, 2, 3]
+        assert view["missing_partitions"] == []
+        assert sorted(len(w["partitions"]) for w in view["workers"]) == [2, 2]
 
     second.process.kill()
     await send(workers, txs[3_000:], rate=None)
