@@ -179,15 +179,24 @@ class Pipeline:
             await asyncio.gather(*pending)
         assignment = self.consumer.assignment()
         source = self.topics.transactions
+        written: list[TP] = []
         for partition, state in self.states.items():
             tp = TP(source, partition)
             if tp not in assignment:
                 continue
             write_dirty(self.app, self.app.state_tables, source, state)
+            written.append(tp)
+        # The changelog records must be acknowledged before their source offsets may be
+        # committed. Faust's committer would wait for them too, but it waits for its whole
+        # send buffer to be empty, which under a steady stream of flushes seldom happens:
+        # wait here, with no new writes possible (we hold the lock), then commit ourselves.
+        await self.app.producer.flush()
+        for tp in written:
             applied = self._applied.get(tp)
             if applied is not None:
                 self.consumer.release(tp, applied + 1)
         self._last_flush = time.monotonic()
+        await self.consumer.commit()
 
 
 def install_pipeline(app: TxApp) -> Pipeline:

@@ -145,6 +145,9 @@ def install_commands(app: TxApp) -> None:
 
         await run_demo(app.settings, rate=rate, customers=customers, say=self.say)
 
+    from .replay_cli import register_report_commands
+    register_report_commands(app)
+
 
 def click_path() -> Any:
     """A click path type for existing files."""

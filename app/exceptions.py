@@ -6,7 +6,8 @@ The tree::
     ├── SettingsError           a TXSTREAM_* variable is missing or malformed (names it)
     ├── InvalidRecord           a transaction failed to parse or validate (carries the reason)
     ├── BrokerError             the embedded broker could not be started or reached
-    └── RecoveryError           table state could not be restored consistently
+    ├── RecoveryError           table state could not be restored consistently
+    └── ReplayError             a replay or a version drop could not be done (says what to do)
 
 A CLI command catches ``TxstreamError`` and prints its message without a stack trace:
 each of these is a user's or operator's problem to fix, not a bug.
@@ -18,6 +19,7 @@ __all__ = [
     "BrokerError",
     "InvalidRecord",
     "RecoveryError",
+    "ReplayError",
     "SettingsError",
     "TxstreamError",
 ]
@@ -45,3 +47,7 @@ class BrokerError(TxstreamError):
 
 class RecoveryError(TxstreamError):
     """Table state could not be restored consistently from RocksDB and the changelogs."""
+
+
+class ReplayError(TxstreamError):
+    """A replay or a version drop could not be done; the message says why and what to do."""

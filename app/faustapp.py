@@ -52,6 +52,8 @@ class TxApp(faust.App):
         if not self.client_only:
             await ensure_topics(self.bootstrap, dict.fromkeys(
                 self.topic_names.all(), self.settings.partitions))
+        # Faust creates only the last level of its data directory.
+        self.conf.datadir.mkdir(parents=True, exist_ok=True)
         await super().on_first_start()
 
     async def on_stop(self) -> None:
@@ -77,7 +79,9 @@ def create_app(settings: Settings) -> TxApp:
         faust_app_id(settings),
         broker=settings.broker,
         store="rocksdb://",
-        datadir=str(settings.datadir),
+        # Faust's own layout is {datadir}/v1/tables/... whatever the app id: one directory
+        # per app id and state version keeps a replayed version off the current one's files.
+        datadir=str(settings.datadir / faust_app_id(settings)),
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
         table_standby_replicas=settings.standby_replicas,
