@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from faust.types import TP
@@ -20,11 +20,12 @@ from app.outputs import (
     encode_window_result,
 )
 from app.records import Transaction, parse_transaction
-from tables.faust_tables import load_partition, write_dirty
+from tables.faust_tables import TableWrite, dirty_records, load_partition, store_records
 from tables.outputs import Outputs
 from tables.partition import PartitionState
 from tables.windows import WindowConfig
 
+from .batches import RecordBatches, SentBatch
 from .throughput import Throughput
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class Pipeline:
         self.throughput = Throughput()
         self.outputs_sent = OutputCounters()
         self._applied: dict[TP, int] = {}
-        self._pending: list[Awaitable[Any]] = []
+        self._pending: list[SentBatch] = []
         self._lock = asyncio.Lock()
         self._flush_interval = app.settings.flush_interval_ms / 1000
         self._last_flush = time.monotonic()
@@ -89,6 +90,7 @@ class Pipeline:
         """Apply one fetch's records of the source topic, partition by partition."""
         async with self._lock:
             wall = _now_ms()
+            batches = self._batches()
             for tp, records in batch.items():
                 if not records:
                     continue
@@ -99,12 +101,13 @@ class Pipeline:
                     try:
                         append((record.offset, parse_transaction(record.value, record.key)))
                     except InvalidRecord as exc:
-                        await self._dead_letter(tp, record, exc.reason)
+                        await self._dead_letter(batches, tp, record, exc.reason)
                         append((record.offset, None))
                 out = state.apply(parsed, wall)
-                await self._send(tp.partition, out)
+                await self._send(batches, tp.partition, out)
                 self._applied[tp] = records[-1].offset
                 self.throughput.add(len(records))
+            self._pending.extend(await batches.submit())
             if time.monotonic() - self._last_flush >= self._flush_interval:
                 await self._flush()
 
@@ -112,8 +115,10 @@ class Pipeline:
         """Idle partitions move on with the wall clock; flush what is due."""
         async with self._lock:
             wall = _now_ms()
+            batches = self._batches()
             for partition, state in list(self.states.items()):
-                await self._send(partition, state.advance(wall))
+                await self._send(batches, partition, state.advance(wall))
+            self._pending.extend(await batches.submit())
             if time.monotonic() - self._last_flush >= self._flush_interval:
                 await self._flush()
 
@@ -136,35 +141,34 @@ class Pipeline:
 
     # -- output ---------------------------------------------------------------------------
 
-    async def _send(self, partition: int, out: Outputs) -> None:
+    def _batches(self) -> RecordBatches:
+        return RecordBatches(self.app.producer._ensure_producer())  # type: ignore[attr-defined]
+
+    async def _send(self, batches: RecordBatches, partition: int, out: Outputs) -> None:
         if not out:
             return
         self.outputs_sent.add(partition, out)
-        producer = self.app.producer
-        pending = self._pending
         topics = self.topics
+        add = batches.add
         for alert in out.alerts:
-            pending.append(await producer.send(
-                topics.alerts, str(alert.customer_id).encode(), encode_alert(alert), partition,
-                alert.event_time_ms / 1000, None))
+            await add(topics.alerts, partition, str(alert.customer_id).encode(),
+                      encode_alert(alert), alert.event_time_ms)
+        results = topics.window_results
         for result in out.results:
-            pending.append(await producer.send(
-                topics.window_results, str(result.customer_id).encode(),
-                encode_window_result(result), partition, result.end_ms / 1000, None))
+            await add(results, partition, str(result.customer_id).encode(),
+                      encode_window_result(result), result.end_ms)
         for session in out.sessions:
-            pending.append(await producer.send(
-                topics.sessions, str(session.customer_id).encode(), encode_session(session),
-                partition, session.end_ms / 1000, None))
+            await add(topics.sessions, partition, str(session.customer_id).encode(),
+                      encode_session(session), session.end_ms)
         for late in out.late:
-            pending.append(await producer.send(
-                topics.late, str(late.tx.customer_id).encode(), encode_late(late, partition),
-                partition, late.tx.event_time_ms / 1000, None))
+            await add(topics.late, partition, str(late.tx.customer_id).encode(),
+                      encode_late(late, partition), late.tx.event_time_ms)
 
-    async def _dead_letter(self, tp: TP, record: Any, reason: str) -> None:
+    async def _dead_letter(self, batches: RecordBatches, tp: TP, record: Any,
+                           reason: str) -> None:
         headers = dead_letter_headers(reason, tp.topic, tp.partition, record.offset)
-        self._pending.append(await self.app.producer.send(
-            self.topics.dead_letters, record.key, record.value, tp.partition,
-            None, headers))
+        await batches.add(self.topics.dead_letters, tp.partition, record.key, record.value,
+                          None, headers)
 
     # -- state ----------------------------------------------------------------------------
 
@@ -174,24 +178,43 @@ class Pipeline:
             await self._flush()
 
     async def _flush(self) -> None:
+        # 1. The outputs of everything applied so far are on the broker.
         pending, self._pending = self._pending, []
         if pending:
-            await asyncio.gather(*pending)
+            await asyncio.gather(*(sent.future for sent in pending))
+        # 2. Write each changed customer once per table, to RocksDB and to the changelog,
+        #    the ~partition record last (one batch per table partition keeps the order).
         assignment = self.consumer.assignment()
         source = self.topics.transactions
-        written: list[TP] = []
+        batches = self._batches()
+        writes: list[TableWrite] = []
+        flushed: list[TP] = []
         for partition, state in self.states.items():
             tp = TP(source, partition)
             if tp not in assignment:
                 continue
-            write_dirty(self.app, self.app.state_tables, source, state)
-            written.append(tp)
-        # The changelog records must be acknowledged before their source offsets may be
-        # committed. Faust's committer would wait for them too, but it waits for its whole
-        # send buffer to be empty, which under a steady stream of flushes seldom happens:
-        # wait here, with no new writes possible (we hold the lock), then commit ourselves.
-        await self.app.producer.flush()
-        for tp in written:
+            for write in dirty_records(self.app.state_tables, state):
+                store_records(write)
+                for key, value in write.records:
+                    await batches.add(write.changelog, partition, key, value)
+                writes.append(write)
+            flushed.append(tp)
+        sent = await batches.submit()
+        # 3. Once the changelog has them, record how far each table partition's RocksDB is
+        #    covered (Faust's recovery starts after it) and release the source offsets.
+        if sent:
+            metadata = await asyncio.gather(*(batch.future for batch in sent))
+            last: dict[tuple[str, int], int] = {}
+            for batch, meta in zip(sent, metadata, strict=True):
+                end = meta.offset + batch.count - 1
+                last[(batch.topic, batch.partition)] = max(
+                    end, last.get((batch.topic, batch.partition), -1))
+            for write in writes:
+                offset = last.get((write.changelog, write.partition))
+                if offset is not None:
+                    write.table.data.set_persisted_offset(TP(write.changelog, write.partition),
+                                                          offset)
+        for tp in flushed:
             applied = self._applied.get(tp)
             if applied is not None:
                 self.consumer.release(tp, applied + 1)

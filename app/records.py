@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -240,8 +241,12 @@ def cents_to_float_exact(cents: int) -> float:
     return cents / 100
 
 
+@lru_cache(maxsize=65536)
 def format_time(ms: int) -> str:
-    """ISO 8601 UTC with ``Z``, milliseconds only when nonzero: ``2026-03-12T14:23:45Z``."""
+    """ISO 8601 UTC with ``Z``, milliseconds only when nonzero: ``2026-03-12T14:23:45Z``.
+
+    Cached: epoch-aligned window bounds repeat across every customer's output records.
+    """
     moment = _EPOCH + timedelta(milliseconds=ms)
     text = (
         f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"

@@ -23,7 +23,7 @@ from faust.types import TP
 
 from .kafka_admin import true_end_offsets
 
-__all__ = ["BatchHandler", "BatchingConsumer", "BatchingTransport"]
+__all__ = ["BatchHandler", "BatchingConsumer", "BatchingTransport", "TunedConsumerThread"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,14 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         self.batch_handler: BatchHandler | None = None
         self.bootstrap: str | None = None
         self._released: dict[TP, int] = {}
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        # Called from Faust's __init__, so the setting comes from the app.
+        thread = TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+        settings = getattr(self.app, "settings", None)
+        if settings is not None:
+            thread.fetch_max_wait_ms = settings.fetch_max_wait_ms
+        return thread
 
     def set_batch_handler(self, topics: Iterable[str], handler: BatchHandler,
                           bootstrap: str) -> None:
@@ -95,6 +103,22 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         if changed:
             logger.info("corrected end offsets reported by the broker: %s", changed)
         return fixed
+
+
+class TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread with a configurable fetch wait.
+
+    Faust hard-codes ``fetch_max_wait_ms=1500``, and a broker may hold a fetch that long
+    even when records arrive (the embedded one does), which put seconds between a
+    purchase and its alert.
+    """
+
+    fetch_max_wait_ms: int = 100
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = self.fetch_max_wait_ms
+        return consumer
 
 
 class BatchingTransport(faust_aiokafka.Transport):

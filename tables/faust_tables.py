@@ -2,49 +2,51 @@
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from faust.events import Event
-from faust.streams import _current_event
-from faust.types import AppT
-from faust.types.tuples import Message
+from rocksdict import WriteBatch
 
 from .partition import PartitionState
 
-__all__ = ["load_partition", "partition_context", "write_dirty"]
+__all__ = ["TableWrite", "dirty_records", "load_partition", "store_records"]
 
 
-@contextmanager
-def partition_context(app: AppT, topic: str, partition: int) -> Iterator[None]:
-    """Make table writes go to ``partition`` outside a Faust stream.
+@dataclass(frozen=True, slots=True)
+class TableWrite:
+    """The records of one table partition written in one flush, in order."""
 
-    Faust picks a table record's changelog partition and RocksDB database from the current
-    event; the batch path has no per-record events, so it names the partition with a
-    stand-in event for the duration of the block.
+    table: Any
+    partition: int
+    records: list[tuple[bytes, bytes]]
+
+    @property
+    def changelog(self) -> str:
+        """The table's changelog topic."""
+        return str(self.table.changelog_topic.get_topic_name())
+
+
+def dirty_records(tables: Mapping[str, Any], state: PartitionState) -> list[TableWrite]:
+    """Every changed customer of every kind, each kind's ``~partition`` record last."""
+    writes = []
+    for kind, kind_state in state.kinds.items():
+        records = kind_state.dump_dirty()
+        if records:
+            writes.append(TableWrite(tables[kind], state.partition, records))
+    return writes
+
+
+def store_records(write: TableWrite) -> None:
+    """Put one flush's records of a table partition into its RocksDB database at once.
+
+    The changelog gets the same records from the caller; Faust's ``table[key] = value``
+    would queue one message per record in its send buffer, which one task drains one by one.
     """
-    message = Message(topic, partition, -1, 0.0, 0, None, None, None, None)
-    event = Event(app, None, None, None, message)
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
-
-
-def write_dirty(app: AppT, tables: Mapping[str, Any], source_topic: str,
-                state: PartitionState) -> int:
-    """Write every changed customer of every kind (partition record last); count records."""
-    written = 0
-    with partition_context(app, source_topic, state.partition):
-        for kind, kind_state in state.kinds.items():
-            table = tables[kind]
-            for key, value in kind_state.dump_dirty():
-                table[key] = value
-                written += 1
-    return written
+    batch = WriteBatch(raw_mode=True)
+    for key, value in write.records:
+        batch.put(key, value)
+    write.table.data._db_for_partition(write.partition).write(batch)
 
 
 def load_partition(tables: Mapping[str, Any], state: PartitionState) -> int:

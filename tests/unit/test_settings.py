@@ -47,6 +47,7 @@ def test_defaults() -> None:
         "log_level": "info",
         "topic_prefix": "",
         "window_kinds": "tumbling,hopping,sliding,session",
+        "fetch_max_wait": "100ms",
     }
 
 
