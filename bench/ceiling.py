@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import resource
 import sys
 import time
 from collections import defaultdict
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from bench.procs import peak_rss_kb
 
 __all__ = ["main"]
 
@@ -62,7 +63,7 @@ async def run(bootstrap: str, topic: str, partitions: int, events: int) -> dict[
         "last": last,
         "cpu_seconds": (cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None,
         "stopped": time.time(),
-        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "peak_rss_kb": peak_rss_kb(),
     }
 
 

@@ -7,7 +7,7 @@ import re
 import time
 from pathlib import Path
 
-__all__ = ["LogWatcher", "cpu_seconds", "memory_kb"]
+__all__ = ["LogWatcher", "cpu_seconds", "memory_kb", "peak_rss_kb"]
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -39,6 +39,19 @@ def cpu_seconds(pid: int) -> float | None:
     # The command name (field 2) may hold spaces; fields after its closing parenthesis.
     fields = stat[stat.rindex(")") + 2:].split()
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def peak_rss_kb() -> int:
+    """This process's peak resident set (VmHWM), in kB.
+
+    Not ``getrusage``: its ``ru_maxrss`` survives ``execve``, so a child started by a big
+    parent would report the parent's size.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
 
 
 class LogWatcher:

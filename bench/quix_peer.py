@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import resource
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+
+from bench.procs import peak_rss_kb
 
 __all__ = ["main"]
 
@@ -35,6 +36,11 @@ def event_time_ms(value: Any, _headers: Any, timestamp: int, _kind: Any) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return (moment - _EPOCH) // _ONE_MS
+
+
+def late_quietly(*_args: Any) -> bool:
+    """Quix ``on_late`` callback: count nothing, log nothing (txstream logs no event)."""
+    return False
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -77,6 +83,9 @@ def main(argv: list[str] | None = None) -> None:
         on_message_processed=on_processed,
         # The embedded broker has no idempotent producers (BROKER.md fact 3).
         producer_extra_config={"enable.idempotence": False},
+        # Tansu holds a JoinGroup for half the session timeout (BROKER.md fact 1);
+        # librdkafka's default of 45 s would add 22 s of start-up.
+        consumer_extra_config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000},
         # Topics are created beforehand with explicit retention (fact 8); only the
         # changelogs are Quix's own.
         auto_create_topics=True,
@@ -87,15 +96,15 @@ def main(argv: list[str] | None = None) -> None:
     sdf = app.dataframe(source)
     grace = timedelta(seconds=5)  # txstream's default allowed lateness
     if args.kind == "tumbling":
-        windowed = sdf.tumbling_window(timedelta(minutes=5), grace_ms=grace)
+        windowed = sdf.tumbling_window(timedelta(minutes=5), grace_ms=grace,
+                                       on_late=late_quietly)
     else:
         windowed = sdf.hopping_window(timedelta(minutes=10), timedelta(minutes=2),
-                                      grace_ms=grace)
+                                      grace_ms=grace, on_late=late_quietly)
     sdf = windowed.agg(total=Sum("amount")).final()
     sdf.to_topic(output)
     app.run()
 
-    usage = resource.getrusage(resource.RUSAGE_SELF)
     result = {
         "processed": progress["n"],
         "started": started_wall,
@@ -104,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         "first_events": 1,
         "cpu_seconds": (progress["cpu1"] - progress["cpu0"]) if progress["t1"] else None,
         "stopped": time.time(),
-        "peak_rss_kb": usage.ru_maxrss,
+        "peak_rss_kb": peak_rss_kb(),
     }
     sys.stdout.write("BENCH-RESULT " + orjson.dumps(result).decode() + "\n")
     sys.stdout.flush()
