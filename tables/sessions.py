@@ -64,25 +64,33 @@ class SessionState(KindState[CustomerSessions]):
         watermark = self.watermark.value
         if t + gap <= watermark:
             return True
-        overlapping = [s for s in state.sessions if s.start < t + gap and t < s.last + gap]
+        # Sessions are sorted by start and their spans never overlap, so the ones this
+        # event's span [t, t + gap) touches are next to each other, near the end.
+        sessions = state.sessions
+        hi = len(sessions)
+        while hi and sessions[hi - 1].start >= t + gap:
+            hi -= 1
+        lo = hi
+        while lo and sessions[lo - 1].last + gap > t:
+            lo -= 1
         # Closed is decided by the watermark now, not by the flag set at the end of a batch,
         # so the result does not depend on where batches begin; a closed session is final.
-        if any(s.closed or s.last + gap <= watermark for s in overlapping):
-            return True
-        merged = Session(t, t)
-        merged.add(tx.amount_cents)
-        kept: list[Session] = []
-        merging = {id(s) for s in overlapping}
-        for session in state.sessions:
-            if id(session) in merging:
-                merged.start = min(merged.start, session.start)
-                merged.last = max(merged.last, session.last)
-                merged.merge(session)
-            else:
-                kept.append(session)
-        kept.append(merged)
-        kept.sort(key=_start)
-        state.sessions = kept
+        for session in sessions[lo:hi]:
+            if session.closed or session.last + gap <= watermark:
+                return True
+        if lo == hi:
+            merged = Session(t, t)
+            merged.add(tx.amount_cents)
+            sessions.insert(lo, merged)
+        else:
+            merged = sessions[lo]
+            for other in sessions[lo + 1:hi]:
+                merged.last = max(merged.last, other.last)
+                merged.merge(other)
+            del sessions[lo + 1:hi]
+            merged.start = min(merged.start, t)
+            merged.last = max(merged.last, t)
+            merged.add(tx.amount_cents)
         self._due.push(merged.last + gap, tx.customer_id)
         return False
 
@@ -136,6 +144,3 @@ class SessionState(KindState[CustomerSessions]):
         state = self.customers.get(customer_id)
         return list(state.sessions) if state is not None else []
 
-
-def _start(session: Session) -> int:
-    return session.start
