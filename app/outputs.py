@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from tables.aggregate import average_cents
+from tables.aggregate import average_in_cents
 from tables.outputs import Alert, LateEvent, SessionResult, WindowResult
 
 from .records import cents_to_float_exact, format_time
@@ -37,7 +37,7 @@ def window_json(start_ms: int, end_ms: int, count: int, total: int, lo: int, hi:
         "total": money(total),
         "min": money(lo) if count else None,
         "max": money(hi) if count else None,
-        "average": float(average_cents(total, count)) if count else None,
+        "average": money(average_in_cents(total, count)) if count else None,
     }
     data.update(extra)
     return data

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
 
-__all__ = ["Aggregate", "average_cents"]
+__all__ = ["Aggregate", "average_cents", "average_in_cents"]
 
 _CENT = Decimal("0.01")
+
+
+def average_in_cents(total: int, count: int) -> int:
+    """Average of ``count`` amounts summing to ``total`` cents, in cents, rounded half-even."""
+    if count <= 0:
+        message = f"average of an empty aggregate (count={count})"
+        raise ValueError(message)
+    quotient, remainder = divmod(total, count)
+    twice = 2 * remainder
+    if twice > count or (twice == count and quotient % 2):
+        quotient += 1
+    return quotient
 
 
 def average_cents(total: int, count: int) -> Decimal:

@@ -1,4 +1,8 @@
-"""Output records of the windowing core: alerts, window results, sessions, late events."""
+"""Output records of the windowing core: alerts, window results, sessions, late events.
+
+Plain slotted dataclasses rather than frozen ones: a frozen dataclass's ``__init__`` sets
+each field through ``object.__setattr__``, and the core creates one per closed window.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ class TransactionLike(Protocol):
     def event_time_ms(self) -> int: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WindowResult:
     """The final aggregate of one closed window: ``[start, end)``; sliding: ``(start, end]``."""
 
@@ -40,7 +44,7 @@ class WindowResult:
         return f"{self.kind}:{self.customer_id}:{self.start_ms}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Alert:
     """A customer's tumbling-window total passed the threshold (one per customer and window)."""
 
@@ -59,7 +63,7 @@ class Alert:
         return f"{self.customer_id}:{self.window_start_ms}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SessionResult:
     """A closed session: first and last event time, count, amounts."""
 
@@ -82,7 +86,7 @@ class SessionResult:
         return self.end_ms - self.start_ms
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LateEvent:
     """An event that arrived after some of its windows had closed; they were not changed."""
 

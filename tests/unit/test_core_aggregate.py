@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tables.aggregate import Aggregate, average_cents
+from tables.aggregate import Aggregate, average_cents, average_in_cents
 
 
 def _of(*amounts: int) -> Aggregate:
@@ -137,3 +137,9 @@ def test_eq_and_repr() -> None:
     assert (_of(1, 2) == _of(2, 1), _of(1, 2) == _of(1, 3), _of(1) == [1, 1, 1, 1],
             repr(_of(5, 7))) == (True, False, False,
                                  "Aggregate(count=2, total=12, min=5, max=7)")
+
+
+@pytest.mark.parametrize("total", [*range(-3, 40), 10**15 + 7])
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 7, 8])
+def test_integer_average_equals_decimal_half_even(total: int, count: int) -> None:
+    assert Decimal(average_in_cents(total, count)) / 100 == average_cents(total, count)
