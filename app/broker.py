@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +22,7 @@ from app.exceptions import BrokerError
 
 __all__ = [
     "EmbeddedBroker",
+    "die_with_parent",
     "free_port",
     "resolve_tansu_binary",
     "terminate_process_group",
@@ -44,6 +47,8 @@ _TANSU_ENV_VARS = (
 )
 _STORAGE_ENGINE = "memory://tansu/"
 _LOG_TAIL_CHARS = 4000
+#: prctl option: signal to deliver to this process when its parent dies (linux/prctl.h).
+_PR_SET_PDEATHSIG = 1
 
 
 def resolve_tansu_binary() -> Path:
@@ -71,6 +76,17 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def die_with_parent() -> None:
+    """In a child before exec: ask the kernel for SIGTERM when the parent dies.
+
+    A broker or worker whose parent was killed outright (SIGKILL, a CI timeout) would
+    otherwise live on, holding ports, with nobody left to stop it.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def terminate_process_group(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
@@ -211,6 +227,7 @@ class EmbeddedBroker:
                     # Own process group: Ctrl-C in a parent CLI reaches only the parent,
                     # which then stops the broker in order.
                     start_new_session=True,
+                    preexec_fn=die_with_parent,
                 )
             except OSError as exc:
                 raise BrokerError(f"cannot run the Tansu binary {binary}: {exc}") from exc

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar, overload
 
-from app.broker import free_port, terminate_process_group
+from app.broker import die_with_parent, free_port, terminate_process_group
 
 __all__ = [
     "ManagedProcess",
@@ -216,6 +216,7 @@ class ManagedProcess:
                 # Own session: signals go to its whole group, and a Ctrl-C meant for the
                 # test run does not hit it before the fixture stops it in order.
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         atexit.register(self.kill)
         return self

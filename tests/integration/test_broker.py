@@ -17,6 +17,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from app.broker import EmbeddedBroker
 from app.exceptions import BrokerError
 from app.kafka_admin import ensure_topics, true_end_offsets
+from app.testing import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -173,3 +174,21 @@ async def test_true_end_offsets_after_several_batches_and_with_no_partitions(
         await producer.stop()
     assert await true_end_offsets(bootstrap, [tp]) == {tp: 11}
     assert await true_end_offsets(bootstrap, []) == {}
+
+
+def test_broker_dies_with_a_parent_killed_outright(tmp_path: Path) -> None:
+    # A parent that starts a broker, prints its PID, then waits to be SIGKILLed: no atexit
+    # hook or finally block runs, yet the broker must not outlive it.
+    script = ("import time; from app.broker import EmbeddedBroker; b = EmbeddedBroker(); "
+              "b.start(); print(b.pid, flush=True); time.sleep(120)")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                              cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert parent.stdout is not None
+        broker_pid = int(parent.stdout.readline())
+        assert _alive(broker_pid)
+        parent.kill()
+        parent.wait(timeout=10)
+        wait_until(lambda: not _alive(broker_pid), 20, message="broker outlived its parent")
+    finally:
+        parent.kill()
