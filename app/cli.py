@@ -69,7 +69,16 @@ def install_commands(app: TxApp) -> None:
                 records = list(read_transactions_file(path))
             except (OSError, ValueError) as exc:
                 _fail(str(exc))
-            n = await send_records(app.bootstrap, topic, records, timestamps=_event_time_of)
+            total = len(records)
+
+            def progress(done: int) -> None:
+                print(f"\r{done:,}/{total:,} records sent ({done * 100 // max(total, 1)}%)",
+                      end="", file=sys.stderr, flush=True)
+
+            n = await send_records(app.bootstrap, topic, records, timestamps=_event_time_of,
+                                   on_progress=progress if total >= 10_000 else None)
+            if total >= 10_000:
+                print(file=sys.stderr)
             self.say(f"sent {n} records from {path} to {topic}")
             return
         try:
