@@ -24,12 +24,23 @@ __all__ = [
     "WaitTimeout",
     "async_wait_until",
     "free_port",
+    "process_alive",
     "wait_until",
 ]
 
 T = TypeVar("T")
 
 _LOG_TAIL_CHARS = 4000
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie that nobody reaped yet counts as dead)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    # The state letter follows the parenthesised command name; Z is a zombie, X is dead.
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 class WaitTimeout(AssertionError, TimeoutError):

@@ -12,7 +12,7 @@ import orjson
 import pytest
 import urllib3
 
-from app.testing import ManagedProcess, free_port, wait_until
+from app.testing import ManagedProcess, free_port, process_alive, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -37,12 +37,6 @@ def _children_of(pid: int) -> set[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -69,7 +63,7 @@ def test_demo_serves_data_and_stops_everything(tmp_path: Path,
             demo.pid, stop_signal)
         wait_until(lambda: not demo.running, 60, message="demo exits")
         assert demo.returncode == 0, demo.log_text()[-2000:]
-        wait_until(lambda: not any(_alive(pid) for pid in helpers), 30,
+        wait_until(lambda: not any(process_alive(pid) for pid in helpers), 30,
                    message="no orphan broker, worker or generator")
         log = demo.log_text()
         assert "stopped" in log

@@ -17,18 +17,11 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from app.broker import EmbeddedBroker
 from app.exceptions import BrokerError
 from app.kafka_admin import ensure_topics, true_end_offsets
-from app.testing import wait_until
+from app.testing import process_alive, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` is a live (not zombie) process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 # --- EmbeddedBroker ---------------------------------------------------------------
@@ -40,14 +33,14 @@ def test_start_and_stop_leave_no_process() -> None:
     with broker:
         assert time.monotonic() - started < 10
         pid = broker.pid
-        assert _alive(pid)
+        assert process_alive(pid)
         assert broker.bootstrap == f"127.0.0.1:{broker.port}"
         assert broker.url == f"kafka://127.0.0.1:{broker.port}"
         with socket.create_connection(("127.0.0.1", broker.port), timeout=2):
             pass
         assert "ready in" in broker.log_text()
     assert not broker.running
-    assert not _alive(pid)
+    assert not process_alive(pid)
     broker.stop()  # idempotent
 
 
@@ -61,9 +54,9 @@ def test_interpreter_exit_without_stop_kills_the_broker() -> None:
     assert done.returncode == 0, done.stderr
     pid = int(done.stdout.strip())
     try:
-        assert not _alive(pid)
+        assert not process_alive(pid)
     finally:
-        if _alive(pid):
+        if process_alive(pid):
             os.killpg(pid, 9)
 
 
@@ -186,9 +179,9 @@ def test_broker_dies_with_a_parent_killed_outright(tmp_path: Path) -> None:
     try:
         assert parent.stdout is not None
         broker_pid = int(parent.stdout.readline())
-        assert _alive(broker_pid)
+        assert process_alive(broker_pid)
         parent.kill()
         parent.wait(timeout=10)
-        wait_until(lambda: not _alive(broker_pid), 20, message="broker outlived its parent")
+        wait_until(lambda: not process_alive(broker_pid), 20, message="broker outlived its parent")
     finally:
         parent.kill()

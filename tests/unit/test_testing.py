@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from app.testing import ManagedProcess, WaitTimeout, async_wait_until, wait_until
+from app.testing import (
+    ManagedProcess,
+    WaitTimeout,
+    async_wait_until,
+    process_alive,
+    wait_until,
+)
 
 IGNORES_SIGTERM = (
     "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
@@ -24,15 +30,6 @@ SPAWNS_GRANDCHILD = (
 )
 
 
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` is a live (not zombie) process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    # The state letter follows the parenthesised command name; Z is a zombie whose
-    # parent has not reaped it yet, X is dead.
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def _python(code: str, tmp_path: Path) -> ManagedProcess:
@@ -98,7 +95,7 @@ def test_terminate_escalates_to_sigkill_when_sigterm_is_ignored(tmp_path: Path) 
     elapsed = time.monotonic() - started
     assert code == -signal.SIGKILL
     assert 0.5 <= elapsed < 5, elapsed
-    assert not _alive(pid)
+    assert not process_alive(pid)
     # Idempotent: a second stop returns the same status without signalling anyone.
     assert proc.terminate() == -signal.SIGKILL
     assert proc.returncode == -signal.SIGKILL
@@ -116,9 +113,9 @@ def test_terminate_is_quick_for_a_process_that_honours_sigterm(tmp_path: Path) -
 def test_terminate_stops_the_whole_process_group(tmp_path: Path) -> None:
     with _python(SPAWNS_GRANDCHILD, tmp_path) as proc:
         grandchild = int(proc.wait_for_log(r"^grandchild (\d+)$", timeout=10)[1])
-        assert _alive(grandchild)
+        assert process_alive(grandchild)
     # The grandchild is reparented and reaped elsewhere: poll until it is gone.
-    wait_until(lambda: not _alive(grandchild), timeout=5, message="grandchild still alive")
+    wait_until(lambda: not process_alive(grandchild), timeout=5, message="grandchild still alive")
 
 
 def test_kill_is_immediate_sigkill(tmp_path: Path) -> None:
