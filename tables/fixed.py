@@ -86,9 +86,11 @@ class FixedWindowState(KindState[CustomerWindows]):
                 late = True
                 continue
             if window is None:
-                window = windows[start] = FixedWindow()
+                cents = tx.amount_cents
+                window = windows[start] = FixedWindow(1, cents, cents, cents)
                 self._due.push(end, (tx.customer_id, start))
-            window.add(tx.amount_cents)
+            else:
+                window.add(tx.amount_cents)
             threshold = self.threshold
             if threshold is not None and not window.alerted and window.total > threshold:
                 window.alerted = True
@@ -104,16 +106,21 @@ class FixedWindowState(KindState[CustomerWindows]):
 
     def _close(self, watermark: int, out: Outputs) -> None:
         customers = self.customers
-        for end, (customer_id, start) in self._due.pop_due(watermark):
-            state = customers.get(customer_id)
-            window = state.windows.get(start) if state is not None else None
-            if window is None or window.closed:
-                continue
-            window.closed = True
-            self.dirty.add(customer_id)
-            out.results.append(WindowResult(self.kind, customer_id, start, end, window.count,
+        kind, dirty, results = self.kind, self.dirty, out.results
+        retention = self.config.retention_ms
+        # Epoch-aligned windows close by whole buckets (every customer's window ending at
+        # 14:05): handle a bucket at once and schedule its expiry as one bucket.
+        for end, bucket in self._due.pop_buckets(watermark):
+            for customer_id, start in bucket:
+                state = customers.get(customer_id)
+                window = state.windows.get(start) if state is not None else None
+                if window is None or window.closed:
+                    continue
+                window.closed = True
+                dirty.add(customer_id)
+                results.append(WindowResult(kind, customer_id, start, end, window.count,
                                             window.total, window.min, window.max))
-            self._expiry.push(end + self.config.retention_ms, (customer_id, start))
+            self._expiry.push_all(end + retention, bucket)
         for _, (customer_id, start) in self._expiry.pop_due(watermark):
             state = customers.get(customer_id)
             if state is not None and state.windows.pop(start, None) is not None:

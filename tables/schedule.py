@@ -33,6 +33,22 @@ class DueQueue(Generic[T]):
         else:
             bucket.append(item)
 
+    def push_all(self, due: int, items: list[T]) -> None:
+        """Schedule every item of ``items`` at ``due``."""
+        bucket = self._items.get(due)
+        if bucket is None:
+            self._items[due] = list(items)
+            heapq.heappush(self._heap, due)
+        else:
+            bucket.extend(items)
+
+    def pop_buckets(self, limit: int) -> Iterator[tuple[int, list[T]]]:
+        """Remove and yield ``(due, items)`` for every due time ``<= limit``, oldest first."""
+        heap = self._heap
+        while heap and heap[0] <= limit:
+            due = heapq.heappop(heap)
+            yield due, self._items.pop(due)
+
     def pop_due(self, limit: int) -> Iterator[tuple[int, T]]:
         """Remove and yield ``(due, item)`` for every item with ``due <= limit``, oldest first."""
         heap = self._heap
