@@ -15,7 +15,7 @@ from tables.windows import WindowKind
 
 from .alerts_tail import AlertsTail
 from .dashboard import install_dashboard
-from .metrics import install_metrics
+from .metrics import install_metrics, worker_snapshot
 from .openapi import install_openapi
 from .outputs import money, window_json
 from .peers import fetch_local_parts
@@ -238,20 +238,22 @@ def merge_stats(own: dict[str, Any], peers: list[tuple[Any, dict[str, Any] | Bas
 
 
 def worker_stats(app: TxApp, started: float) -> dict[str, Any]:
-    """Stats of the partitions this worker owns (``/stats/?local=1``)."""
-    pipeline = app.pipeline
-    now_ms = int(time.time() * 1000)
+    """Stats of the partitions this worker owns (``/stats/?local=1``).
+
+    The per-partition figures are the metrics snapshot's, in ISO times.
+    """
+    snapshot = worker_snapshot(app, started)
     partitions = []
-    for partition, state in sorted(pipeline.states.items()):
-        seen = state.max_event_ms > -(2**61)
+    for row in snapshot["partitions"]:
+        watermark, max_event = row["watermark_ms"], row["max_event_ms"]
         partitions.append({
-            "partition": partition,
-            "events": state.counter("events"),
-            "dead_letters": state.counter("dead_letters"),
-            "late": state.late_counts(),
-            "watermark": format_time(state.watermark) if seen else None,
-            "max_event_time": format_time(state.max_event_ms) if seen else None,
-            "event_time_lag_seconds": (now_ms - state.max_event_ms) / 1000 if seen else None,
+            "partition": row["partition"],
+            "events": row["events"],
+            "dead_letters": row["dead_letters"],
+            "late": row["late"],
+            "watermark": format_time(watermark) if watermark is not None else None,
+            "max_event_time": format_time(max_event) if max_event is not None else None,
+            "event_time_lag_seconds": row["event_time_lag_seconds"],
         })
     recovery = app.tables.recovery  # type: ignore[attr-defined]
     remaining = {f"{tp.topic}/{tp.partition}": stats.remaining
@@ -264,12 +266,12 @@ def worker_stats(app: TxApp, started: float) -> dict[str, Any]:
             "standby_remaining": recovery.standby_remaining_total(),
             "remaining_by_partition": remaining,
         },
-        "uptime_seconds": round(time.monotonic() - started, 3),
+        "uptime_seconds": snapshot["uptime_seconds"],
         "events_in": sum(p["events"] for p in partitions),
-        "late": {kind: sum(state.late_counts()[kind] for state in pipeline.states.values())
+        "late": {kind: sum(p["late"][kind] for p in partitions)
                  for kind in app.settings.window_kind_list},
         "dead_letters": sum(p["dead_letters"] for p in partitions),
         "alerts": len(app.alerts_tail.latest(MAX_LIMIT)),  # type: ignore[attr-defined]
-        "throughput_per_second": round(pipeline.throughput.rate(), 1),
+        "throughput_per_second": round(snapshot["events_per_second"], 1),
         "partitions": partitions,
     }
