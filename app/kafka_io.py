@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
-from .kafka_admin import true_end_offsets
+from .changelog import end_offsets, stream_topic, topic_partitions
 
 __all__ = ["TopicRecord", "read_topic", "read_until", "send_raw"]
 
@@ -26,52 +26,17 @@ class TopicRecord:
     timestamp_ms: int
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str, timeout: float) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while True:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions:
-            return sorted(partitions)
-        if time.monotonic() > deadline:
-            message = f"topic {topic!r} does not exist"
-            raise LookupError(message)
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.2)
-
-
-async def read_topic(bootstrap: str, topic: str, *, timeout: float = 30.0,
-                     on_progress: Callable[[int, int], None] | None = None) -> list[TopicRecord]:
-    """Every record in ``topic`` now, partition by partition, in offset order."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                enable_auto_commit=False, max_partition_fetch_bytes=8 << 20)
-    await consumer.start()
-    try:
-        partitions = await _partitions(consumer, topic, timeout)
-        tps = [TopicPartition(topic, p) for p in partitions]
-        ends = await true_end_offsets(bootstrap, tps)
-        total = sum(ends.values())
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        out: list[TopicRecord] = []
-        remaining = {tp for tp in tps if ends.get(tp, 0) > 0}
-        deadline = time.monotonic() + timeout
-        while remaining:
-            if time.monotonic() > deadline:
-                message = f"reading {topic!r} took longer than {timeout}s"
-                raise TimeoutError(message)
-            batches = await consumer.getmany(*remaining, timeout_ms=500, max_records=10000)
-            for tp, records in batches.items():
-                for r in records:
-                    if r.offset < ends[tp]:
-                        out.append(TopicRecord(tp.partition, r.offset, r.key, r.value,
-                                               tuple(r.headers or ()), r.timestamp))
-                if records and records[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
-            if on_progress is not None:
-                on_progress(len(out), total)
-        return out
-    finally:
-        await consumer.stop()
+async def read_topic(bootstrap: str, topic: str, *, timeout: float = 30.0) -> list[TopicRecord]:
+    """Every record in ``topic`` now (each partition in offset order); LookupError if none."""
+    partitions = (await topic_partitions(bootstrap, [topic])).get(topic)
+    if partitions is None:
+        message = f"topic {topic!r} does not exist"
+        raise LookupError(message)
+    stops = await end_offsets(bootstrap, topic, partitions)
+    return [TopicRecord(partition, r.offset, r.key, r.value, tuple(r.headers or ()), r.timestamp)
+            async for partition, records in stream_topic(bootstrap, topic, stops,
+                                                         stall_timeout=timeout)
+            for r in records]
 
 
 async def read_until(bootstrap: str, topic: str, predicate: Callable[[list[TopicRecord]], bool],
