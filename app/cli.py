@@ -66,7 +66,8 @@ def install_commands(app: TxApp) -> None:
         if file_ is not None:
             path = Path(file_)
             try:
-                records = list(read_transactions_file(path))
+                records = [(key, value, _event_time_of(value))
+                           for key, value in read_transactions_file(path)]
             except (OSError, ValueError) as exc:
                 _fail(str(exc))
             total = len(records)
@@ -75,7 +76,7 @@ def install_commands(app: TxApp) -> None:
                 print(f"\r{done:,}/{total:,} records sent ({done * 100 // max(total, 1)}%)",
                       end="", file=sys.stderr, flush=True)
 
-            n = await send_records(app.bootstrap, topic, records, timestamps=_event_time_of,
+            n = await send_records(app.bootstrap, topic, records,
                                    on_progress=progress if total >= 10_000 else None)
             if total >= 10_000:
                 print(file=sys.stderr)
@@ -90,11 +91,11 @@ def install_commands(app: TxApp) -> None:
                                      tunnel_size=tunnel_size)
         except ValueError as exc:
             _fail(str(exc))
-        generated = ((transaction_key(tx), encode_transaction(tx)) for tx in generate(config))
+        generated = ((transaction_key(tx), encode_transaction(tx), tx.event_time_ms)
+                     for tx in generate(config))
         self.say(f"producing to {topic} at {app.settings.broker} "
                  f"({'as fast as possible' if rate <= 0 else f'{rate:g}/s'}); Ctrl-C stops")
-        n = await send_records(app.bootstrap, topic, generated,
-                               rate=rate if rate > 0 else None, timestamps=_event_time_of)
+        n = await send_records(app.bootstrap, topic, generated, rate=rate if rate > 0 else None)
         self.say(f"sent {n} transactions")
 
     @app.command()

@@ -11,10 +11,13 @@ from aiokafka import AIOKafkaProducer
 __all__ = ["send_records"]
 
 
-async def send_records(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes]],
-                       *, rate: float | None = None, timestamps: Callable[[bytes], int | None]
-                       | None = None, on_progress: Callable[[int], None] | None = None) -> int:
-    """Send ``(key, value)`` records keyed by customer; ``rate`` paces them per second.
+async def send_records(bootstrap: str, topic: str,
+                       records: Iterable[tuple[bytes | None, bytes, int | None]], *,
+                       rate: float | None = None,
+                       on_progress: Callable[[int], None] | None = None) -> int:
+    """Send ``(key, value, timestamp_ms)`` records keyed by customer; ``rate`` paces them.
+
+    The timestamp is the record's event time (None: the broker's clock).
 
     The default partitioner hashes the key as Faust's router does, so a customer's records
     land in the partition whose worker answers for that customer. Returns the count sent.
@@ -26,8 +29,7 @@ async def send_records(bootstrap: str, topic: str, records: Iterable[tuple[bytes
     started = time.monotonic()
     try:
         pending: list[asyncio.Future[object]] = []
-        for key, value in records:
-            timestamp_ms = timestamps(value) if timestamps is not None else None
+        for key, value, timestamp_ms in records:
             pending.append(await producer.send(topic, value, key=key, timestamp_ms=timestamp_ms))
             sent += 1
             if rate is not None:

@@ -97,7 +97,8 @@ def _by_id(records: list[TopicRecord], id_field: str) -> dict[str, list[dict[str
 
 async def send(factory: WorkerFactory, txs: list[Transaction], rate: float | None) -> int:
     return await send_records(factory.bootstrap, factory.topics.transactions,
-                              ((transaction_key(tx), encode_transaction(tx)) for tx in txs),
+                              ((transaction_key(tx), encode_transaction(tx), tx.event_time_ms)
+                               for tx in txs),
                               rate=rate)
 
 
