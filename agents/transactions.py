@@ -195,8 +195,9 @@ class Pipeline:
                 continue
             for write in dirty_records(self.app.state_tables, state):
                 store_records(write)
+                changelog = write.changelog
                 for key, value in write.records:
-                    await batches.add(write.changelog, partition, key, value)
+                    await batches.add(changelog, partition, key, value)
                 writes.append(write)
             flushed.append(tp)
         sent = await batches.submit()
