@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import faust
 from faust.types import TransportT
 
+from .gctuning import tune_gc
 from .kafka_admin import ensure_topics, parse_broker_url
 from .settings import Settings
 from .topics import TopicNames
@@ -54,6 +55,7 @@ class TxApp(faust.App):
                 self.topic_names.all(), self.settings.partitions))
         # Faust creates only the last level of its data directory.
         self.conf.datadir.mkdir(parents=True, exist_ok=True)
+        tune_gc()
         await super().on_first_start()
 
     async def on_stop(self) -> None:

@@ -186,6 +186,7 @@ async def _report(app: TxApp, options: ReportOptions) -> int:
     from agents.transactions import window_config
 
     from .faustapp import faust_app_id
+    from .gctuning import tune_gc
     from .report import (
         check_live,
         compute_report,
@@ -194,6 +195,7 @@ async def _report(app: TxApp, options: ReportOptions) -> int:
         report_config,
     )
 
+    tune_gc()  # the report holds the same kind of state as a worker
     settings = app.settings
     source = app.topic_names.transactions
     live = window_config(settings)

@@ -1,0 +1,115 @@
+"""The pipeline's CPU work without Kafka: parse, apply, encode outputs, dump state.
+
+Runs the benchmark's data set through the same functions the worker calls, in the same
+batch and flush rhythm, and prints microseconds per event for each stage. It isolates the
+Python work from the broker, so a change to the core shows up in seconds:
+
+    python -m bench.core [--events 200000] [--kinds tumbling,hopping,sliding,session]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+from agents.transactions import window_config
+from app.gctuning import tune_gc
+from app.outputs import encode_alert, encode_late, encode_session, encode_window_result
+from app.records import Transaction, parse_transaction
+from app.settings import Settings
+from tables.outputs import Outputs
+from tables.partition import KINDS, PartitionState
+
+from .load import LoadSpec, make_records
+
+__all__ = ["main"]
+
+PARTITIONS = 4
+
+
+def _encode(out: Outputs, partition: int) -> int:
+    size = 0
+    for alert in out.alerts:
+        size += len(encode_alert(alert))
+    for result in out.results:
+        size += len(encode_window_result(result))
+    for session in out.sessions:
+        size += len(encode_session(session))
+    for late in out.late:
+        size += len(encode_late(late, partition))
+    return size
+
+
+def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: int) -> None:
+    """Time each stage over the data set and print the figures."""
+    records = make_records(LoadSpec(events=events, customers=customers))
+    by_partition: dict[int, list[tuple[int, bytes, bytes]]] = defaultdict(list)
+    for key, value, _ in records:
+        partition = int(key) % PARTITIONS
+        by_partition[partition].append((len(by_partition[partition]), key, value))
+    config = window_config(Settings.load())
+    states = {p: PartitionState(p, config, kinds) for p in by_partition}
+    tune_gc()  # as the worker does at start
+    spent: dict[str, float] = defaultdict(float)
+    counts: dict[str, int] = defaultdict(int)
+    clock: Callable[[], float] = time.perf_counter
+    since_flush = 0
+    # Round-robin over partitions one batch at a time, as a consumer's fetches deliver them.
+    cursors = dict.fromkeys(by_partition, 0)
+    while cursors:
+        for partition in list(cursors):
+            start = cursors[partition]
+            chunk = by_partition[partition][start:start + batch]
+            if not chunk:
+                del cursors[partition]
+                continue
+            cursors[partition] = start + len(chunk)
+            t0 = clock()
+            parsed: list[tuple[int, Transaction | None]] = [
+                (offset, parse_transaction(value, key)) for offset, key, value in chunk]
+            t1 = clock()
+            out = states[partition].apply(parsed)
+            t2 = clock()
+            _encode(out, partition)
+            t3 = clock()
+            spent["parse"] += t1 - t0
+            spent["apply"] += t2 - t1
+            spent["encode"] += t3 - t2
+            counts["outputs"] += (len(out.alerts) + len(out.results) + len(out.sessions)
+                                  + len(out.late))
+            since_flush += len(chunk)
+            if since_flush >= flush_every:
+                since_flush = 0
+                t4 = clock()
+                for state in states.values():
+                    for kind_state in state.kinds.values():
+                        counts["state records"] += len(kind_state.dump_dirty())
+                spent["dump"] += clock() - t4
+    total = sum(spent.values())
+    print(f"{events:,} events, {customers:,} customers, kinds {','.join(kinds)}, "
+          f"batch {batch}, flush every {flush_every:,} events")
+    for stage, seconds in spent.items():
+        print(f"  {stage:<7} {seconds / events * 1e6:7.2f} us/event")
+    print(f"  {'total':<7} {total / events * 1e6:7.2f} us/event  ({events / total:,.0f} events/s)")
+    print(f"  outputs {counts['outputs']:,}, state records {counts['state records']:,}")
+    print("command: python -m bench.core " + " ".join(sys.argv[1:]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the options and run."""
+    parser = argparse.ArgumentParser(prog="python -m bench.core", description=__doc__)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--batch", type=int, default=2_000, help="records per applied batch")
+    parser.add_argument("--flush-every", type=int, default=40_000,
+                        help="events between state dumps (a flush interval at 40k events/s)")
+    args = parser.parse_args(argv)
+    run(args.events, args.customers, args.kinds.split(","), args.batch, args.flush_every)
+
+
+if __name__ == "__main__":
+    main()
