@@ -101,10 +101,10 @@ class Pipeline:
                     try:
                         append((record.offset, parse_transaction(record.value, record.key)))
                     except InvalidRecord as exc:
-                        await self._dead_letter(batches, tp, record, exc.reason)
+                        self._dead_letter(batches, tp, record, exc.reason)
                         append((record.offset, None))
                 out = state.apply(parsed, wall)
-                await self._send(batches, tp.partition, out)
+                self._send(batches, tp.partition, out)
                 self._applied[tp] = records[-1].offset
                 self.throughput.add(len(records))
             self._pending.extend(await batches.submit())
@@ -117,7 +117,7 @@ class Pipeline:
             wall = _now_ms()
             batches = self._batches()
             for partition, state in list(self.states.items()):
-                await self._send(batches, partition, state.advance(wall))
+                self._send(batches, partition, state.advance(wall))
             self._pending.extend(await batches.submit())
             if time.monotonic() - self._last_flush >= self._flush_interval:
                 await self._flush()
@@ -144,30 +144,30 @@ class Pipeline:
     def _batches(self) -> RecordBatches:
         return RecordBatches(self.app.producer._ensure_producer())  # type: ignore[attr-defined]
 
-    async def _send(self, batches: RecordBatches, partition: int, out: Outputs) -> None:
+    def _send(self, batches: RecordBatches, partition: int, out: Outputs) -> None:
         if not out:
             return
         self.outputs_sent.add(partition, out)
         topics = self.topics
         add = batches.add
         for alert in out.alerts:
-            await add(topics.alerts, partition, str(alert.customer_id).encode(),
+            add(topics.alerts, partition, str(alert.customer_id).encode(),
                       encode_alert(alert), alert.event_time_ms)
         results = topics.window_results
         for result in out.results:
-            await add(results, partition, str(result.customer_id).encode(),
+            add(results, partition, str(result.customer_id).encode(),
                       encode_window_result(result), result.end_ms)
         for session in out.sessions:
-            await add(topics.sessions, partition, str(session.customer_id).encode(),
+            add(topics.sessions, partition, str(session.customer_id).encode(),
                       encode_session(session), session.end_ms)
         for late in out.late:
-            await add(topics.late, partition, str(late.tx.customer_id).encode(),
+            add(topics.late, partition, str(late.tx.customer_id).encode(),
                       encode_late(late, partition), late.tx.event_time_ms)
 
-    async def _dead_letter(self, batches: RecordBatches, tp: TP, record: Any,
+    def _dead_letter(self, batches: RecordBatches, tp: TP, record: Any,
                            reason: str) -> None:
         headers = dead_letter_headers(reason, tp.topic, tp.partition, record.offset)
-        await batches.add(self.topics.dead_letters, tp.partition, record.key, record.value,
+        batches.add(self.topics.dead_letters, tp.partition, record.key, record.value,
                           None, headers)
 
     # -- state ----------------------------------------------------------------------------
@@ -197,7 +197,7 @@ class Pipeline:
                 store_records(write)
                 changelog = write.changelog
                 for key, value in write.records:
-                    await batches.add(changelog, partition, key, value)
+                    batches.add(changelog, partition, key, value)
                 writes.append(write)
             flushed.append(tp)
         sent = await batches.submit()

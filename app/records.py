@@ -241,19 +241,28 @@ def cents_to_float_exact(cents: int) -> float:
     return cents / 100
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=1 << 17)
+def _second_text(seconds: int) -> str:
+    """``2026-03-12T14:23:45`` for a whole number of seconds since the epoch."""
+    day, second_of_day = divmod(seconds, 86_400)
+    hour, second_of_hour = divmod(second_of_day, 3600)
+    minute, second = divmod(second_of_hour, 60)
+    date = _EPOCH + timedelta(days=day)
+    return (f"{date.year:04d}-{date.month:02d}-{date.day:02d}"
+            f"T{hour:02d}:{minute:02d}:{second:02d}")
+
+
 def format_time(ms: int) -> str:
     """ISO 8601 UTC with ``Z``, milliseconds only when nonzero: ``2026-03-12T14:23:45Z``.
 
-    Cached: epoch-aligned window bounds repeat across every customer's output records.
+    The text of each second is cached: window bounds repeat across every customer's
+    output records, and sliding windows and sessions, which end at any millisecond, still
+    share their seconds with many other events.
     """
-    moment = _EPOCH + timedelta(milliseconds=ms)
-    text = (
-        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
-        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
-    )
-    millis = ms % 1000
-    return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
+    seconds, millis = divmod(ms, 1000)
+    if millis:
+        return f"{_second_text(seconds)}.{millis:03d}Z"
+    return _second_text(seconds) + "Z"
 
 
 def parse_time(text: str) -> int:

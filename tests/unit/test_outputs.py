@@ -1,0 +1,111 @@
+"""Wire encoders of output records: byte for byte the JSON of DESIGN.md's dict form."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.outputs import (
+    encode_alert,
+    encode_late,
+    encode_session,
+    encode_window_result,
+    money_text,
+)
+from app.records import Transaction, format_time
+from tables.outputs import Alert, LateEvent, SessionResult, WindowResult
+
+CENTS = st.integers(min_value=1, max_value=10**13)
+TIMES = st.integers(min_value=946_684_800_000, max_value=4_102_444_799_999)
+CUSTOMERS = st.integers(min_value=1, max_value=2**63 - 1)
+
+
+def _iso(ms: int) -> str:
+    """The reference rendering of a time: datetime arithmetic, no caches."""
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{ms % 1000:03d}Z" if ms % 1000 else f"{text}Z"
+
+
+def _average(total: int, count: int) -> float:
+    """Half-even average in PLN, through Decimal."""
+    from decimal import ROUND_HALF_EVEN, Decimal
+
+    exact = (Decimal(total) / count).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
+    return int(exact) / 100
+
+
+def _dumps(data: dict[str, Any]) -> bytes:
+    return orjson.dumps(data)
+
+
+@given(TIMES)
+def test_format_time_matches_datetime(ms: int) -> None:
+    assert format_time(ms) == _iso(ms)
+
+
+@given(st.integers(min_value=0, max_value=10**14))
+def test_money_text_is_the_float_repr_orjson_writes(cents: int) -> None:
+    assert money_text(cents) == orjson.dumps(cents / 100).decode()
+
+
+@given(CUSTOMERS, TIMES, st.integers(min_value=1, max_value=1000), CENTS, CENTS, CENTS,
+       st.sampled_from(["tumbling", "hopping", "sliding"]))
+def test_window_result(customer: int, start: int, count: int, total: int, lo: int, hi: int,
+                       kind: str) -> None:
+    result = WindowResult(kind, customer, start, start + 300_000, count, total, lo, hi)
+    assert encode_window_result(result) == _dumps({
+        "result_id": f"{kind}:{customer}:{start}", "kind": kind, "customer_id": customer,
+        "start": _iso(start), "end": _iso(start + 300_000), "count": count,
+        "total": total / 100, "min": lo / 100, "max": hi / 100,
+        "average": _average(total, count)})
+
+
+def test_empty_window_result_has_null_amounts() -> None:
+    result = WindowResult("hopping", 7, 0, 600_000, 0, 0, 0, 0)
+    assert orjson.loads(encode_window_result(result)) == {
+        "result_id": "hopping:7:0", "kind": "hopping", "customer_id": 7,
+        "start": "1970-01-01T00:00:00Z", "end": "1970-01-01T00:10:00Z", "count": 0,
+        "total": 0.0, "min": None, "max": None, "average": None}
+
+
+@given(CUSTOMERS, TIMES, st.integers(min_value=1, max_value=1000), CENTS, CENTS,
+       st.text(min_size=1, max_size=40), TIMES)
+def test_alert(customer: int, start: int, count: int, total: int, threshold: int, tx_id: str,
+               event_time: int) -> None:
+    alert = Alert(customer, start, start + 300_000, count, total, threshold, tx_id, event_time)
+    assert encode_alert(alert) == _dumps({
+        "alert_id": f"{customer}:{start}", "customer_id": customer,
+        "window_start": _iso(start), "window_end": _iso(start + 300_000),
+        "total": total / 100, "count": count, "threshold": threshold / 100, "tx_id": tx_id,
+        "event_time": _iso(event_time)})
+
+
+def test_alert_escapes_the_tx_id() -> None:
+    alert = Alert(1, 0, 300_000, 1, 500_001, 500_000, 'a"b\\c\n', 5)
+    assert orjson.loads(encode_alert(alert))["tx_id"] == 'a"b\\c\n'
+
+
+@given(CUSTOMERS, TIMES, st.integers(min_value=0, max_value=10**9),
+       st.integers(min_value=1, max_value=1000), CENTS, CENTS, CENTS)
+def test_session(customer: int, start: int, length: int, count: int, total: int, lo: int,
+                 hi: int) -> None:
+    session = SessionResult(customer, start, start + length, count, total, lo, hi)
+    assert encode_session(session) == _dumps({
+        "session_id": f"{customer}:{start}", "customer_id": customer, "start": _iso(start),
+        "end": _iso(start + length), "count": count, "total": total / 100, "min": lo / 100,
+        "max": hi / 100, "duration": length / 1000})
+
+
+def test_late_event() -> None:
+    tx = Transaction("t-1", 42, 24_999, "PLN", 1_773_300_000_500)
+    late = LateEvent(17, tx, ("tumbling", "hopping"), 1_773_300_600_000)
+    assert orjson.loads(encode_late(late, 3)) == {
+        "late_id": "3:17", "reason": "window closed: tumbling, hopping",
+        "kinds": ["tumbling", "hopping"], "watermark": "2026-03-12T07:30:00Z", "partition": 3,
+        "offset": 17, "tx_id": "t-1", "customer_id": 42, "amount": 249.99, "currency": "PLN",
+        "event_time": "2026-03-12T07:20:00.500Z"}
