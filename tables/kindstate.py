@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -12,13 +13,16 @@ from .schedule import DueQueue
 from .watermark import Watermark
 from .windows import WindowConfig
 
-__all__ = ["META_KEY", "KindState"]
+__all__ = ["META_KEY", "KindState", "Records"]
 
 #: Key of the per-partition record in every kind's table. Customer keys are decimal digits,
 #: so it cannot collide; it is written last in every flush (see :meth:`KindState.dump_dirty`).
 META_KEY = b"~partition"
 
 C = TypeVar("C")
+
+#: A batch of source records in offset order; ``None`` marks an invalid record.
+Records = Sequence[tuple[int, TransactionLike | None]]
 
 
 class KindState(ABC, Generic[C]):
@@ -77,12 +81,40 @@ class KindState(ABC, Generic[C]):
             self.late += 1
         return late
 
-    def count(self, name: str, offset: int) -> None:
-        """Count a partition-level event (such as a dead letter) once per source offset."""
-        if offset > self.offset:
-            self.offset = offset
+    def apply_batch(self, records: Records, out: Outputs,
+                    marks: dict[int, int] | None = None) -> list[int]:
+        """Apply a batch in offset order (skipping invalid records); return the late offsets.
+
+        With ``marks``, also note this kind's watermark just after each of its late events
+        and after each offset already in ``marks``: the late-transactions record of an
+        event carries the partition's watermark then. Kinds may apply a whole batch one
+        after the other because each is a state machine of its own and windows close
+        only once the batch is in (:meth:`advance`).
+        """
+        late: list[int] = []
+        apply = self.apply
+        watermark = self.watermark
+        for offset, tx in records:
+            if tx is None:
+                continue
+            if apply(offset, tx, out):
+                late.append(offset)
+                if marks is not None:
+                    marks[offset] = watermark.value
+            elif marks is not None and offset in marks:
+                marks[offset] = watermark.value
+        return late
+
+    def add_counts(self, counts: dict[str, int], last_offset: int) -> None:
+        """Add partition counters for records up to ``last_offset`` that were not events."""
+        counters = self.counters
+        for name, number in counts.items():
+            if number:
+                counters[name] = counters.get(name, 0) + number
+                self._meta_dirty = True
+        if last_offset > self.offset:
+            self.offset = last_offset
             self._meta_dirty = True
-            self.counters[name] = self.counters.get(name, 0) + 1
 
     def advance(self, wall_ms: int | None, out: Outputs) -> None:
         """Close what the watermark has passed (after idling, if ``wall_ms`` says so)."""

@@ -41,6 +41,7 @@ class PartitionState:
             message = "the tumbling kind is required: it carries the alert rule and counters"
             raise ValueError(message)
         self._states = tuple(self.kinds.values())
+        self._others = tuple(state for state in self._states if state is not self.tumbling)
 
     @property
     def watermark(self) -> int:
@@ -60,24 +61,48 @@ class PartitionState:
         counted in its place in the offset order, so it never hides the records before it.
         """
         out = Outputs() if out is None else out
-        states = self._states
+        batch = records if isinstance(records, list) else list(records)
         tumbling = self.tumbling
-        counters = tumbling.counters
-        for offset, tx in records:
-            if tx is None:
-                tumbling.count("dead_letters", offset)
-                continue
-            first_time = offset > tumbling.offset
-            late_kinds = [state.kind for state in states if state.apply(offset, tx, out)]
-            if first_time:
-                counters["events"] = counters.get("events", 0) + 1
-            if late_kinds:
-                out.late.append(LateEvent(offset, tx, tuple(late_kinds), tumbling.watermark.value))
+        before = tumbling.offset
+        new_events = dead_letters = 0
+        last_dead_letter = -1
+        for offset, tx in batch:
+            if offset > before:
+                if tx is None:
+                    dead_letters += 1
+                    last_dead_letter = offset
+                else:
+                    new_events += 1
+        # Kind by kind, tumbling last: it notes its watermark at every offset another kind
+        # found late, which goes into that event's late-transactions record.
+        late_kinds: dict[int, list[str]] = {}
+        for state in self._others:
+            for offset in state.apply_batch(batch, out):
+                late_kinds.setdefault(offset, []).append(state.kind)
+        marks = dict.fromkeys(late_kinds, tumbling.watermark.value)
+        late_tumbling = tumbling.apply_batch(batch, out, marks)
+        tumbling.add_counts({"events": new_events, "dead_letters": dead_letters},
+                            last_dead_letter)
+        if marks:
+            self._late_events(batch, late_tumbling, late_kinds, marks, out)
         if wall_ms is not None:
-            for state in states:
+            for state in self._states:
                 state.mark_input(wall_ms)
         self.advance(None, out)
         return out
+
+    @staticmethod
+    def _late_events(batch: list[tuple[int, TransactionLike | None]], late_tumbling: list[int],
+                     late_kinds: dict[int, list[str]], marks: dict[int, int],
+                     out: Outputs) -> None:
+        """One late-transactions record per late event, in offset order, kinds in table order."""
+        tumbling_late = set(late_tumbling)
+        for offset, tx in batch:
+            if offset in marks and tx is not None:
+                kinds = late_kinds.get(offset, [])
+                if offset in tumbling_late:
+                    kinds = [WindowKind.TUMBLING.value, *kinds]
+                out.late.append(LateEvent(offset, tx, tuple(kinds), marks[offset]))
 
     def advance(self, wall_ms: int | None, out: Outputs | None = None) -> Outputs:
         """Close windows the watermark has passed; with ``wall_ms``, idle partitions move on."""
