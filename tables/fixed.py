@@ -7,6 +7,7 @@ from typing import Any
 from .aggregate import Aggregate
 from .kindstate import KindState, Records
 from .outputs import Alert, Outputs, TransactionLike, WindowResult
+from .schedule import DueQueue
 from .windows import WindowConfig, WindowKind, hopping_starts
 
 __all__ = ["CustomerWindows", "FixedWindow", "FixedWindowState"]
@@ -51,6 +52,8 @@ class FixedWindowState(KindState[CustomerWindows]):
 
     def __init__(self, kind: WindowKind, config: WindowConfig) -> None:
         super().__init__(config)
+        self._due: DueQueue[int] = DueQueue()
+        self._expiry: DueQueue[int] = DueQueue()
         self.kind = kind.value
         if kind is WindowKind.TUMBLING:
             self.size = self.step = config.tumbling_ms

@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 
 from .outputs import Outputs, TransactionLike
-from .schedule import DueQueue
+from .schedule import DueQueue, Schedule
 from .watermark import Watermark
 from .windows import WindowConfig
 
@@ -48,8 +48,10 @@ class KindState(ABC, Generic[C]):
         self.customers: dict[int, C] = {}
         self.dirty: set[int] = set()
         self._meta_dirty = False
-        self._due: DueQueue[Any] = DueQueue()
-        self._expiry: DueQueue[Any] = DueQueue()
+        #: When windows close and when closed ones leave; kinds with unaligned times
+        #: replace these with :class:`~tables.schedule.TimeQueue`.
+        self._due: Schedule[Any] = DueQueue()
+        self._expiry: Schedule[Any] = DueQueue()
 
     # -- processing ---------------------------------------------------------------------
 

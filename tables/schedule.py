@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
-__all__ = ["DueQueue"]
+__all__ = ["DueQueue", "Schedule", "TimeQueue"]
 
 T = TypeVar("T")
+
+
+class Schedule(Protocol[T]):
+    """What every window kind's close and expiry schedules can do."""
+
+    def push(self, due: int, item: T) -> None: ...
+    def pop_due(self, limit: int) -> Iterator[tuple[int, T]]: ...
+    def clear(self) -> None: ...
 
 
 class DueQueue(Generic[T]):
@@ -64,3 +72,33 @@ class DueQueue(Generic[T]):
 
     def __len__(self) -> int:
         return sum(len(bucket) for bucket in self._items.values())
+
+
+class TimeQueue(Generic[T]):
+    """Items due at times that rarely repeat (an event's own time): one heap entry each.
+
+    Sliding windows and sessions are due at any millisecond, where a bucket per due time
+    (:class:`DueQueue`) costs a dict entry and a list per item for nothing.
+    """
+
+    __slots__ = ("_heap",)
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, T]] = []
+
+    def push(self, due: int, item: T) -> None:
+        """Schedule ``item`` at ``due``."""
+        heapq.heappush(self._heap, (due, item))
+
+    def pop_due(self, limit: int) -> Iterator[tuple[int, T]]:
+        """Remove and yield ``(due, item)`` for every item with ``due <= limit``, oldest first."""
+        heap = self._heap
+        while heap and heap[0][0] <= limit:
+            yield heapq.heappop(heap)
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self._heap.clear()
+
+    def __len__(self) -> int:
+        return len(self._heap)

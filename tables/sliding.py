@@ -8,7 +8,11 @@ from typing import Any
 from .aggregate import Aggregate
 from .kindstate import KindState
 from .outputs import Outputs, TransactionLike, WindowResult
+from .schedule import TimeQueue
 from .windows import WindowConfig, WindowKind
+
+#: Sorts after every event at the same time: ``bisect_right(events, (t, _AFTER))``.
+_AFTER = 2**62
 
 __all__ = ["CustomerEvents", "SlidingState"]
 
@@ -38,6 +42,8 @@ class SlidingState(KindState[CustomerEvents]):
 
     def __init__(self, config: WindowConfig) -> None:
         super().__init__(config)
+        self._due: TimeQueue[int] = TimeQueue()
+        self._expiry: TimeQueue[int] = TimeQueue()
         self.size = config.sliding_ms
 
     def _new_customer(self) -> CustomerEvents:
@@ -53,7 +59,7 @@ class SlidingState(KindState[CustomerEvents]):
         if t < self.watermark.value:
             return True
         events = state.events
-        position = bisect_right(events, (t, 2**62))
+        position = bisect_right(events, (t, _AFTER))
         is_new_end = position == 0 or events[position - 1][0] != t
         events.insert(position, (t, tx.amount_cents))
         if is_new_end:
@@ -67,36 +73,59 @@ class SlidingState(KindState[CustomerEvents]):
     def aggregate_at(self, state: CustomerEvents, end: int) -> Aggregate:
         """The aggregate of the customer's events in ``(end - size, end]``."""
         events = state.events
-        lo = bisect_right(events, (end - self.size, 2**62))
-        hi = bisect_right(events, (end, 2**62))
+        lo = bisect_right(events, (end - self.size, _AFTER))
+        hi = bisect_right(events, (end, _AFTER))
         agg = Aggregate()
         for _, cents in events[lo:hi]:
             agg.add(cents)
         return agg
 
     def _close(self, watermark: int, out: Outputs) -> None:
-        customers = self.customers
+        customers, size, kind = self.customers, self.size, self.kind
+        results, dirty_add = out.results, self.dirty.add
         for _, customer_id in self._due.pop_due(watermark):
             state = customers.get(customer_id)
             if state is None:
                 continue
-            ends = sorted({t for t, _ in state.events if state.finalized < t < watermark})
-            for end in ends:
-                agg = self.aggregate_at(state, end)
-                out.results.append(WindowResult(self.kind, customer_id, end - self.size, end,
-                                                agg.count, agg.total, agg.min, agg.max))
-            if ends:
-                state.finalized = ends[-1]
-                self.dirty.add(customer_id)
-        horizon = watermark - self.size - self.config.retention_ms
+            # Walk the events after the last final result, one window per distinct time
+            # before the watermark; a customer is often due again for an end it has done.
+            events = state.events
+            n = len(events)
+            i = bisect_right(events, (state.finalized, _AFTER))
+            finalized = state.finalized
+            while i < n:
+                end = events[i][0]
+                if end >= watermark:
+                    break
+                j = i + 1
+                while j < n and events[j][0] == end:
+                    j += 1
+                lo = bisect_right(events, (end - size, _AFTER), 0, i)
+                first = events[lo][1]
+                count, total, low, high = 0, 0, first, first
+                for _, cents in events[lo:j]:
+                    count += 1
+                    total += cents
+                    if cents < low:
+                        low = cents
+                    elif cents > high:
+                        high = cents
+                results.append(WindowResult(kind, customer_id, end - size, end, count, total,
+                                            low, high))
+                finalized = end
+                i = j
+            if finalized != state.finalized:
+                state.finalized = finalized
+                dirty_add(customer_id)
+        horizon = watermark - size - self.config.retention_ms
         for _, customer_id in self._expiry.pop_due(watermark):
             state = customers.get(customer_id)
             if state is None:
                 continue
-            keep = bisect_right(state.events, (horizon, 2**62))
+            keep = bisect_right(state.events, (horizon, _AFTER))
             if keep:
                 del state.events[:keep]
-                self.dirty.add(customer_id)
+                dirty_add(customer_id)
 
     def _schedule(self, customer_id: int, state: CustomerEvents) -> None:
         for t in {t for t, _ in state.events}:
