@@ -8,10 +8,13 @@ from typing import Any
 
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-__all__ = ["BATCH_BYTES", "RecordBatches", "SentBatch"]
+__all__ = ["BATCH_BYTES", "PartitionBatch", "RecordBatches", "SentBatch"]
 
 #: Largest batch built; under Kafka's default message.max.bytes (1 MiB).
 BATCH_BYTES = 900_000
+
+#: Records without headers (never mutated).
+_NO_HEADERS: list[tuple[str, bytes]] = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,49 +38,69 @@ class RecordBatches:
 
     def __init__(self, producer: Any) -> None:
         self._producer = producer
-        self._open: dict[tuple[str, int], _OpenBatch] = {}
-        self._full: list[tuple[tuple[str, int], _OpenBatch]] = []
-        self.sent: list[SentBatch] = []
+        self._open: dict[tuple[str, int], PartitionBatch] = {}
+        self._ready: list[tuple[str, int, BatchBuilder, int]] = []
+
+    def to(self, topic: str, partition: int) -> PartitionBatch:
+        """The batch being filled for ``topic`` and ``partition``."""
+        batch = self._open.get((topic, partition))
+        if batch is None:
+            batch = self._open[topic, partition] = PartitionBatch(topic, partition, self._ready)
+        return batch
 
     def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None,
             timestamp_ms: int | None = None,
             headers: list[tuple[str, bytes]] | None = None) -> None:
-        """Append one record (setting the open batch aside first if it is full)."""
-        slot = (topic, partition)
-        batch = self._open.get(slot)
-        if batch is None:
-            batch = self._open[slot] = _OpenBatch()
-        if batch.builder.append(timestamp=timestamp_ms, key=key, value=value,
-                                headers=headers or []) is None:
-            self._full.append((slot, batch))
-            batch = self._open[slot] = _OpenBatch()
-            if batch.builder.append(timestamp=timestamp_ms, key=key, value=value,
-                                    headers=headers or []) is None:
-                size = len(value or b"")
-                message = f"a record of {size} bytes does not fit a {BATCH_BYTES}-byte batch"
-                raise ValueError(message)
-        batch.count += 1
+        """Append one record (see :meth:`PartitionBatch.append`)."""
+        self.to(topic, partition).append(key, value, timestamp_ms, headers or [])
 
     async def submit(self) -> list[SentBatch]:
-        """Submit every batch, in the order they filled; return (and forget) all submitted."""
-        ready, self._full = self._full, []
-        ready.extend(self._open.items())
+        """Submit every batch, in the order they filled; return what was submitted."""
+        for batch in self._open.values():
+            batch.set_aside()
         self._open.clear()
-        for (topic, partition), batch in ready:
-            if batch.count:
-                batch.builder.close()
-                future = await self._producer.send_batch(batch.builder, topic,
-                                                         partition=partition)
-                self.sent.append(SentBatch(topic, partition, batch.count, future))
-        sent, self.sent = self.sent, []
+        ready, self._ready = self._ready, []
+        sent = []
+        for topic, partition, builder, count in ready:
+            builder.close()
+            future = await self._producer.send_batch(builder, topic, partition=partition)
+            sent.append(SentBatch(topic, partition, count, future))
         return sent
 
 
-class _OpenBatch:
-    """A batch being filled and how many records it holds."""
+class PartitionBatch:
+    """The records being appended for one topic and partition; a full batch is set aside."""
 
-    __slots__ = ("builder", "count")
+    __slots__ = ("_ready", "builder", "count", "partition", "topic")
 
-    def __init__(self) -> None:
-        self.builder = BatchBuilder(BATCH_BYTES, 0, is_transactional=False)
+    def __init__(self, topic: str, partition: int,
+                 ready: list[tuple[str, int, BatchBuilder, int]]) -> None:
+        self.topic = topic
+        self.partition = partition
+        self._ready = ready
+        self.builder = _new_builder()
         self.count = 0
+
+    def append(self, key: bytes | None, value: bytes | None, timestamp_ms: int | None,
+               headers: list[tuple[str, bytes]] = _NO_HEADERS) -> None:
+        """Append one record, setting the current batch aside first if it is full."""
+        if self.builder.append(timestamp=timestamp_ms, key=key, value=value,
+                               headers=headers) is None:
+            self.set_aside()
+            if self.builder.append(timestamp=timestamp_ms, key=key, value=value,
+                                   headers=headers) is None:
+                size = len(value or b"")
+                message = f"a record of {size} bytes does not fit a {BATCH_BYTES}-byte batch"
+                raise ValueError(message)
+        self.count += 1
+
+    def set_aside(self) -> None:
+        """Queue the current batch for submission (if it has records) and start a new one."""
+        if self.count:
+            self._ready.append((self.topic, self.partition, self.builder, self.count))
+            self.builder = _new_builder()
+            self.count = 0
+
+
+def _new_builder() -> BatchBuilder:
+    return BatchBuilder(BATCH_BYTES, 0, is_transactional=False)  # 0: no compression

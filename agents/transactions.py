@@ -149,20 +149,25 @@ class Pipeline:
             return
         self.outputs_sent.add(partition, out)
         topics = self.topics
-        add = batches.add
-        for alert in out.alerts:
-            add(topics.alerts, partition, str(alert.customer_id).encode(),
-                      encode_alert(alert), alert.event_time_ms)
-        results = topics.window_results
-        for result in out.results:
-            add(results, partition, str(result.customer_id).encode(),
-                      encode_window_result(result), result.end_ms)
-        for session in out.sessions:
-            add(topics.sessions, partition, str(session.customer_id).encode(),
-                      encode_session(session), session.end_ms)
-        for late in out.late:
-            add(topics.late, partition, str(late.tx.customer_id).encode(),
-                      encode_late(late, partition), late.tx.event_time_ms)
+        if out.alerts:
+            append = batches.to(topics.alerts, partition).append
+            for alert in out.alerts:
+                append(str(alert.customer_id).encode(), encode_alert(alert), alert.event_time_ms)
+        if out.results:
+            append = batches.to(topics.window_results, partition).append
+            for result in out.results:
+                append(str(result.customer_id).encode(), encode_window_result(result),
+                       result.end_ms)
+        if out.sessions:
+            append = batches.to(topics.sessions, partition).append
+            for session in out.sessions:
+                append(str(session.customer_id).encode(), encode_session(session),
+                       session.end_ms)
+        if out.late:
+            append = batches.to(topics.late, partition).append
+            for late in out.late:
+                append(str(late.tx.customer_id).encode(), encode_late(late, partition),
+                       late.tx.event_time_ms)
 
     def _dead_letter(self, batches: RecordBatches, tp: TP, record: Any,
                            reason: str) -> None:
@@ -196,8 +201,9 @@ class Pipeline:
             for write in dirty_records(self.app.state_tables, state):
                 store_records(write)
                 changelog = write.changelog
+                append = batches.to(changelog, partition).append
                 for key, value in write.records:
-                    batches.add(changelog, partition, key, value)
+                    append(key, value, None)
                 writes.append(write)
             flushed.append(tp)
         sent = await batches.submit()

@@ -7,6 +7,8 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from faust.types import TP
@@ -34,6 +36,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 Labels = Mapping[str, str | int]
 
 
+_KIND = attrgetter("kind")
+
+
 class OutputCounters:
     """Output records the pipeline has sent since this process started, per source partition.
 
@@ -51,8 +56,10 @@ class OutputCounters:
         """Count what one ``Outputs`` of ``partition`` sends."""
         if out.alerts:
             self.alerts[partition] += len(out.alerts)
-        for result in out.results:
-            self.window_results[partition, result.kind] += 1
+        # Results come grouped by kind (each kind closes its windows in turn): count the
+        # runs in C rather than one Python step per result.
+        for kind, run in groupby(out.results, _KIND):
+            self.window_results[partition, kind] += len(list(run))
         if out.sessions:
             self.sessions[partition] += len(out.sessions)
         if out.late:

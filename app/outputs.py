@@ -63,7 +63,15 @@ def money_text(cents: int) -> str:
 def encode_window_result(result: WindowResult) -> bytes:
     """One closed window's final aggregate (deterministic ``result_id``)."""
     count, total = result.count, result.total
-    if not count:
+    if count == 1:
+        # Most windows of a sparse stream hold one event: total, min, max and average
+        # are the same amount.
+        amount = money_text(total)
+        low = high = average = amount
+    elif count:
+        amount, low, high = money_text(total), money_text(result.min), money_text(result.max)
+        average = money_text(average_in_cents(total, count))
+    else:
         return orjson.dumps({"result_id": result.result_id, "kind": result.kind,
                              "customer_id": result.customer_id,
                              **window_json(result.start_ms, result.end_ms, 0, total, 0, 0)})
@@ -71,9 +79,7 @@ def encode_window_result(result: WindowResult) -> bytes:
         f'{{"result_id":"{result.kind}:{result.customer_id}:{result.start_ms}",'
         f'"kind":"{result.kind}","customer_id":{result.customer_id},'
         f'"start":"{format_time(result.start_ms)}","end":"{format_time(result.end_ms)}",'
-        f'"count":{count},"total":{money_text(total)},"min":{money_text(result.min)},'
-        f'"max":{money_text(result.max)},'
-        f'"average":{money_text(average_in_cents(total, count))}}}'
+        f'"count":{count},"total":{amount},"min":{low},"max":{high},"average":{average}}}'
     ).encode()
 
 
