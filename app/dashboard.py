@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response, View
 
-from tables.fixed import FixedWindowState
+from tables.fixed import CLOSED, COUNT, FLAGS, TOTAL, FixedWindowState
 
 from .metrics import worker_snapshot
 from .outputs import money
@@ -60,10 +60,10 @@ def tumbling_summary(state: FixedWindowState, top: int = TOP_CUSTOMERS) -> dict[
             row = sums.get(start)
             if row is None:
                 row = sums[start] = [0, 0, 0, 1]
-            row[0] += window.count
-            row[1] += window.total
+            row[0] += window[COUNT]
+            row[1] += window[TOTAL]
             row[2] += 1
-            if not window.closed:
+            if not window[FLAGS] & CLOSED:
                 row[3] = 0
     windows = [{"start_ms": start, "count": count, "total_cents": total, "customers": n,
                 "closed": bool(closed)}
@@ -72,7 +72,7 @@ def tumbling_summary(state: FixedWindowState, top: int = TOP_CUSTOMERS) -> dict[
     leaders: list[dict[str, Any]] = []
     if latest is not None:
         candidates = (
-            (found.total, -customer_id, found.count)
+            (found[TOTAL], -customer_id, found[COUNT])
             for customer_id, customer in state.customers.items()
             if (found := customer.windows.get(latest)) is not None
         )

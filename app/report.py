@@ -139,10 +139,11 @@ class WindowReport:
         sums = {start: Aggregate(*agg.to_list()) for start, agg in self._closed.items()}
         customer = self.customer
         for state in self.states.values():
-            for customer_id, windows in state.tumbling.customers.items():
+            tumbling = state.tumbling
+            for customer_id in tumbling.customers:
                 if customer is not None and customer_id != customer:
                     continue
-                for start, window in windows.windows.items():
+                for start, _, window in tumbling.windows_of(customer_id):
                     if not window.closed:
                         self._add(sums, start, window)
         size = self.config.tumbling_ms

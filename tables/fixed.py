@@ -10,37 +10,48 @@ from .outputs import Alert, Outputs, TransactionLike, WindowResult
 from .schedule import DueQueue
 from .windows import WindowConfig, WindowKind, hopping_starts
 
-__all__ = ["CustomerWindows", "FixedWindow", "FixedWindowState"]
+__all__ = ["ALERTED", "CLOSED", "COUNT", "FLAGS", "MAX", "MIN", "TOTAL", "CustomerWindows",
+           "FixedWindow", "FixedWindowState", "WindowEntry"]
 
-_CLOSED = 1
-_ALERTED = 2
+#: A window as the state keeps it, and as its state record lists it:
+#: ``[start, count, total, min, max, flags]``. A list, not an object: the core creates
+#: five hopping windows per event, and orjson writes lists of ints without Python code.
+WindowEntry = list[int]
+COUNT, TOTAL, MIN, MAX, FLAGS = 1, 2, 3, 4, 5
+#: Bits of ``entry[FLAGS]``.
+CLOSED = 1
+ALERTED = 2
 
 
 class FixedWindow(Aggregate):
-    """One window's aggregate plus whether it has closed and whether it has alerted."""
+    """One window's aggregate plus whether it has closed and whether it has alerted.
+
+    What :meth:`FixedWindowState.windows_of` returns: a readable copy of a window entry.
+    """
 
     __slots__ = ("alerted", "closed")
 
     def __init__(self, count: int = 0, total: int = 0, min: int = 0, max: int = 0,
                  closed: bool = False, alerted: bool = False) -> None:
-        # Set directly, not through super().__init__: hopping windows are created five per
-        # event, and the extra call was a tenth of the worker's time.
-        self.count = count
-        self.total = total
-        self.min = min
-        self.max = max
+        super().__init__(count, total, min, max)
         self.closed = closed
         self.alerted = alerted
 
+    @classmethod
+    def of(cls, entry: WindowEntry) -> FixedWindow:
+        """The window a state entry describes."""
+        _, count, total, lo, hi, flags = entry
+        return cls(count, total, lo, hi, bool(flags & CLOSED), bool(flags & ALERTED))
+
 
 class CustomerWindows:
-    """One customer's windows of one kind, by start, and the highest offset applied to them."""
+    """One customer's window entries of one kind, by start, and the highest offset applied."""
 
     __slots__ = ("offset", "windows")
 
-    def __init__(self, offset: int = -1, windows: dict[int, FixedWindow] | None = None) -> None:
+    def __init__(self, offset: int = -1, windows: dict[int, WindowEntry] | None = None) -> None:
         self.offset = offset
-        self.windows: dict[int, FixedWindow] = windows if windows is not None else {}
+        self.windows: dict[int, WindowEntry] = windows if windows is not None else {}
 
 
 class FixedWindowState(KindState[CustomerWindows]):
@@ -119,17 +130,23 @@ class FixedWindowState(KindState[CustomerWindows]):
                 window = windows.get(start)
                 # The flag matters when the partition record restored is older than this
                 # customer's record: a window it closed stays closed.
-                if end <= value or (window is not None and window.closed):
+                if end <= value or (window is not None and window[5] & CLOSED):
                     late = True
                     continue
+                # Entry indices: 1 count, 2 total, 3 min, 4 max, 5 flags.
                 if window is None:
-                    window = windows[start] = FixedWindow(1, cents, cents, cents)
+                    window = windows[start] = [start, 1, cents, cents, cents, 0]
                     push_due(end, customer_id)
                 else:
-                    window.add(cents)
-                if threshold is not None and window.total > threshold and not window.alerted:
-                    window.alerted = True
-                    alerts.append(Alert(customer_id, start, end, window.count, window.total,
+                    window[1] += 1
+                    window[2] += cents
+                    if cents < window[3]:
+                        window[3] = cents
+                    elif cents > window[4]:
+                        window[4] = cents
+                if threshold is not None and window[2] > threshold and not window[5] & ALERTED:
+                    window[5] |= ALERTED
+                    alerts.append(Alert(customer_id, start, end, window[1], window[2],
                                         threshold, tx.tx_id, t))
             if t > max_event:
                 max_event = t
@@ -160,20 +177,24 @@ class FixedWindowState(KindState[CustomerWindows]):
         for start in hopping_starts(t, size, self.step):
             end = start + size
             window = windows.get(start)
-            if end <= watermark or (window is not None and window.closed):
+            if end <= watermark or (window is not None and window[FLAGS] & CLOSED):
                 late = True
                 continue
+            cents = tx.amount_cents
             if window is None:
-                cents = tx.amount_cents
-                window = windows[start] = FixedWindow(1, cents, cents, cents)
+                window = windows[start] = [start, 1, cents, cents, cents, 0]
                 self._due.push(end, tx.customer_id)
             else:
-                window.add(tx.amount_cents)
+                window[COUNT] += 1
+                window[TOTAL] += cents
+                window[MIN] = min(window[MIN], cents)
+                window[MAX] = max(window[MAX], cents)
             threshold = self.threshold
-            if threshold is not None and not window.alerted and window.total > threshold:
-                window.alerted = True
-                out.alerts.append(Alert(tx.customer_id, start, end, window.count, window.total,
-                                        threshold, tx.tx_id, t))
+            if threshold is not None and window[TOTAL] > threshold and not (
+                    window[FLAGS] & ALERTED):
+                window[FLAGS] |= ALERTED
+                out.alerts.append(Alert(tx.customer_id, start, end, window[COUNT],
+                                        window[TOTAL], threshold, tx.tx_id, t))
         return late
 
     def _would_be_late(self, tx: TransactionLike) -> bool:
@@ -192,12 +213,12 @@ class FixedWindowState(KindState[CustomerWindows]):
             for customer_id in bucket:
                 state = customers.get(customer_id)
                 window = state.windows.get(start) if state is not None else None
-                if window is None or window.closed:
+                if window is None or window[FLAGS] & CLOSED:
                     continue
-                window.closed = True
+                window[FLAGS] |= CLOSED
                 dirty_add(customer_id)
-                results.append(WindowResult(kind, customer_id, start, end, window.count,
-                                            window.total, window.min, window.max))
+                results.append(WindowResult(kind, customer_id, start, end, window[COUNT],
+                                            window[TOTAL], window[MIN], window[MAX]))
             self._expiry.push_all(end + retention, bucket)
         for expiry, bucket in self._expiry.pop_buckets(watermark):
             start = expiry - retention - size
@@ -209,27 +230,22 @@ class FixedWindowState(KindState[CustomerWindows]):
     def _schedule(self, customer_id: int, state: CustomerWindows) -> None:
         for start, window in state.windows.items():
             end = start + self.size
-            if window.closed:
+            if window[FLAGS] & CLOSED:
                 self._expiry.push(end + self.config.retention_ms, customer_id)
             else:
                 self._due.push(end, customer_id)
 
     def _dump(self, state: CustomerWindows) -> Any:
-        return {"o": state.offset, "w": [
-            [start, w.count, w.total, w.min, w.max,
-             (_CLOSED if w.closed else 0) | (_ALERTED if w.alerted else 0)]
-            for start, w in state.windows.items()]}
+        # The entries are the record's own lists: orjson writes them without Python code.
+        return {"o": state.offset, "w": list(state.windows.values())}
 
     def _load(self, data: Any) -> CustomerWindows:
-        windows = {
-            start: FixedWindow(count, total, lo, hi, bool(flags & _CLOSED), bool(flags & _ALERTED))
-            for start, count, total, lo, hi, flags in data["w"]
-        }
-        return CustomerWindows(data["o"], windows)
+        return CustomerWindows(data["o"], {entry[0]: entry for entry in data["w"]})
 
     def windows_of(self, customer_id: int) -> list[tuple[int, int, FixedWindow]]:
         """``(start, end, window)`` of a customer's windows, sorted by start (empty if none)."""
         state = self.customers.get(customer_id)
         if state is None:
             return []
-        return [(start, start + self.size, state.windows[start]) for start in sorted(state.windows)]
+        return [(start, start + self.size, FixedWindow.of(state.windows[start]))
+                for start in sorted(state.windows)]

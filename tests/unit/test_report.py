@@ -34,7 +34,7 @@ from app.report import (
 )
 from app.settings import Settings
 from tables.aggregate import Aggregate
-from tables.fixed import FixedWindowState
+from tables.fixed import TOTAL, FixedWindowState
 from tables.kindstate import META_KEY
 from tables.partition import PartitionState
 from tables.windows import WindowConfig, WindowKind
@@ -261,10 +261,10 @@ def test_check_reports_each_wrong_missing_or_extra_window() -> None:
     live_state = recomputed(PARTITION_0)
     live_state.tumbling.dump_dirty()
     customer = live_state.tumbling.customers[1]
-    customer.windows[t("09:00:00")].total += 1           # wrong total
-    del customer.windows[t("09:30:00")]                   # missing window
-    live_state.tumbling.customers[3].windows[t("08:00:00")] = \
-        type(customer.windows[t("10:00:00")])(1, 500, 500, 500)  # extra window
+    customer.windows[t("09:00:00")][TOTAL] += 1           # wrong total
+    del customer.windows[t("09:30:00")]                    # missing window
+    live_state.tumbling.customers[3].windows[t("08:00:00")] = [
+        t("08:00:00"), 1, 500, 500, 500, 0]                # extra window
     live_state.tumbling.dirty.update({1, 3})
     live = as_live(live_state)
     differences, _ = compare_windows(live, recomputed(PARTITION_0).tumbling)
