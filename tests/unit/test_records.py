@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from app.exceptions import InvalidRecord
 from app.records import (
+    MAX_AMOUNT_CENTS,
     MAX_EVENT_TIME_MS,
     MIN_EVENT_TIME_MS,
     Transaction,
@@ -408,3 +410,50 @@ def test_parse_time__invalid() -> None:
 @given(st.integers(min_value=MIN_EVENT_TIME_MS, max_value=MAX_EVENT_TIME_MS - 1))
 def test_time_round_trip(ms: int) -> None:
     assert parse_time(format_time(ms)) == ms
+
+
+# -- fast paths: the same answers as the general ones ------------------------------------
+
+
+def _reference_ms(text: str) -> int | None:
+    """ISO 8601 to epoch ms through datetime alone (what the fast path must agree with)."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+
+
+@given(st.integers(min_value=MIN_EVENT_TIME_MS // 1000, max_value=MAX_EVENT_TIME_MS // 1000 - 1),
+       st.integers(min_value=0, max_value=59))
+def test_event_time__minute_cache_agrees_with_datetime(second: int, other: int) -> None:
+    text = format_time(second * 1000)
+    same_minute = f"{text[:17]}{other:02d}Z"
+    for each in (text, text, same_minute):  # a miss, then hits from the cache
+        assert parse_transaction(record(event_time=each), b"1234").event_time_ms == \
+            _reference_ms(each)
+
+
+@pytest.mark.parametrize("seconds", ["60", "6a", "²³", " 1", "+1", "-1"])
+def test_event_time__cached_minute_with_bad_seconds_is_invalid(seconds: str) -> None:
+    parse_transaction(record(event_time="2026-03-12T07:20:00Z"), b"1234")  # caches the minute
+    with pytest.raises(InvalidRecord, match="not an ISO 8601 time"):
+        parse_transaction(record(event_time=f"2026-03-12T07:20:{seconds}Z"), b"1234")
+
+
+@given(st.integers(min_value=1, max_value=MAX_AMOUNT_CENTS))
+def test_amount__every_cent_amount_is_exact(cents: int) -> None:
+    wire = record(amount=...).replace(b'"currency"', b'"amount":%s,"currency"'
+                                      % repr(cents / 100).encode())
+    assert parse_transaction(wire, b"1234").amount_cents == cents
+
+
+@given(st.decimals(min_value=Decimal("0.001"), max_value=Decimal("99999.999"), places=3)
+       .filter(lambda d: d != d.quantize(Decimal("0.01"))))
+def test_amount__three_decimals_are_invalid(amount: Decimal) -> None:
+    with pytest.raises(InvalidRecord, match="more than 2 decimal places"):
+        parse_transaction(record(amount=float(amount)), b"1234")
