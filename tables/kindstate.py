@@ -93,19 +93,48 @@ class KindState(ABC, Generic[C]):
         after the other because each is a state machine of its own and windows close
         only once the batch is in (:meth:`advance`).
         """
-        late: list[int] = []
-        apply = self.apply
+        late_offsets: list[int] = []
+        customers, dirty_add = self.customers, self.dirty.add
+        new_customer, apply_one = self._new_customer, self._apply
         watermark = self.watermark
+        applied = self.offset
+        late_count = 0
         for offset, tx in records:
             if tx is None:
                 continue
-            if apply(offset, tx, out):
-                late.append(offset)
+            if offset <= applied:
+                if marks and offset in marks:
+                    marks[offset] = watermark.value
+                continue
+            customer_id = tx.customer_id
+            state = customers.get(customer_id)
+            if state is not None and offset <= self._customer_offset(state):
+                # Rare (the store was ahead of the changelog): the per-event path handles it.
+                self.offset = applied
+                self.apply(offset, tx, out)
+                applied = self.offset
+                if marks and offset in marks:
+                    marks[offset] = watermark.value
+                continue
+            applied = offset
+            if state is None:
+                state = customers[customer_id] = new_customer()
+            dirty_add(customer_id)
+            late = apply_one(state, offset, tx, out)
+            if tx.event_time_ms > watermark.max_event_ms:
+                watermark.observe(tx.event_time_ms)
+            if late:
+                late_count += 1
+                late_offsets.append(offset)
                 if marks is not None:
                     marks[offset] = watermark.value
-            elif marks is not None and offset in marks:
+            elif marks and offset in marks:
                 marks[offset] = watermark.value
-        return late
+        if applied != self.offset:
+            self.offset = applied
+            self._meta_dirty = True
+        self.late += late_count
+        return late_offsets
 
     def add_counts(self, counts: dict[str, int], last_offset: int) -> None:
         """Add partition counters for records up to ``last_offset`` that were not events."""

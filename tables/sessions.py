@@ -7,13 +7,22 @@ from typing import Any
 from .aggregate import Aggregate
 from .kindstate import KindState
 from .outputs import Outputs, SessionResult, TransactionLike
+from .schedule import TimeQueue
 from .windows import WindowConfig, WindowKind
 
-__all__ = ["CustomerSessions", "Session", "SessionState"]
+__all__ = ["CustomerSessions", "Session", "SessionEntry", "SessionState"]
+
+#: A session as the state keeps it, and as its state record lists it:
+#: ``[start, last, count, total, min, max, closed]`` (closed is 0 or 1).
+SessionEntry = list[int]
+_START, _LAST, _COUNT, _TOTAL, _MIN, _MAX, _CLOSED = range(7)
 
 
 class Session(Aggregate):
-    """First and last event time of a session, its aggregate, and whether it has closed."""
+    """First and last event time of a session, its aggregate, and whether it has closed.
+
+    What :meth:`SessionState.sessions_of` returns: a readable copy of a session entry.
+    """
 
     __slots__ = ("closed", "last", "start")
 
@@ -24,15 +33,21 @@ class Session(Aggregate):
         self.last = last
         self.closed = closed
 
+    @classmethod
+    def of(cls, entry: SessionEntry) -> Session:
+        """The session a state entry describes."""
+        start, last, count, total, lo, hi, closed = entry
+        return cls(start, last, count, total, lo, hi, bool(closed))
+
 
 class CustomerSessions:
     """One customer's sessions sorted by start, and the highest offset applied to them."""
 
     __slots__ = ("offset", "sessions")
 
-    def __init__(self, offset: int = -1, sessions: list[Session] | None = None) -> None:
+    def __init__(self, offset: int = -1, sessions: list[SessionEntry] | None = None) -> None:
         self.offset = offset
-        self.sessions: list[Session] = sessions if sessions is not None else []
+        self.sessions: list[SessionEntry] = sessions if sessions is not None else []
 
 
 class SessionState(KindState[CustomerSessions]):
@@ -48,6 +63,8 @@ class SessionState(KindState[CustomerSessions]):
 
     def __init__(self, config: WindowConfig) -> None:
         super().__init__(config)
+        self._due: TimeQueue[int] = TimeQueue()
+        self._expiry: TimeQueue[int] = TimeQueue()
         self.gap = config.session_gap_ms
 
     def _new_customer(self) -> CustomerSessions:
@@ -68,30 +85,36 @@ class SessionState(KindState[CustomerSessions]):
         # event's span [t, t + gap) touches are next to each other, near the end.
         sessions = state.sessions
         hi = len(sessions)
-        while hi and sessions[hi - 1].start >= t + gap:
+        while hi and sessions[hi - 1][_START] >= t + gap:
             hi -= 1
         lo = hi
-        while lo and sessions[lo - 1].last + gap > t:
+        while lo and sessions[lo - 1][_LAST] + gap > t:
             lo -= 1
         # Closed is decided by the watermark now, not by the flag set at the end of a batch,
         # so the result does not depend on where batches begin; a closed session is final.
-        for session in sessions[lo:hi]:
-            if session.closed or session.last + gap <= watermark:
+        for i in range(lo, hi):
+            if sessions[i][_CLOSED] or sessions[i][_LAST] + gap <= watermark:
                 return True
+        cents = tx.amount_cents
         if lo == hi:
-            merged = Session(t, t)
-            merged.add(tx.amount_cents)
+            merged = [t, t, 1, cents, cents, cents, 0]
             sessions.insert(lo, merged)
         else:
             merged = sessions[lo]
             for other in sessions[lo + 1:hi]:
-                merged.last = max(merged.last, other.last)
-                merged.merge(other)
+                merged[_LAST] = max(merged[_LAST], other[_LAST])
+                merged[_COUNT] += other[_COUNT]
+                merged[_TOTAL] += other[_TOTAL]
+                merged[_MIN] = min(merged[_MIN], other[_MIN])
+                merged[_MAX] = max(merged[_MAX], other[_MAX])
             del sessions[lo + 1:hi]
-            merged.start = min(merged.start, t)
-            merged.last = max(merged.last, t)
-            merged.add(tx.amount_cents)
-        self._due.push(merged.last + gap, tx.customer_id)
+            merged[_START] = min(merged[_START], t)
+            merged[_LAST] = max(merged[_LAST], t)
+            merged[_COUNT] += 1
+            merged[_TOTAL] += cents
+            merged[_MIN] = min(merged[_MIN], cents)
+            merged[_MAX] = max(merged[_MAX], cents)
+        self._due.push(merged[_LAST] + gap, tx.customer_id)
         return False
 
     def _would_be_late(self, tx: TransactionLike) -> bool:
@@ -100,47 +123,43 @@ class SessionState(KindState[CustomerSessions]):
     def _close(self, watermark: int, out: Outputs) -> None:
         customers = self.customers
         gap, retention = self.gap, self.config.retention_ms
+        results, dirty_add, push_expiry = out.sessions, self.dirty.add, self._expiry.push
         for _, customer_id in self._due.pop_due(watermark):
             state = customers.get(customer_id)
             if state is None:
                 continue
             for session in state.sessions:
-                if not session.closed and session.last + gap <= watermark:
-                    session.closed = True
-                    self.dirty.add(customer_id)
-                    out.sessions.append(SessionResult(customer_id, session.start, session.last,
-                                                      session.count, session.total,
-                                                      session.min, session.max))
-                    self._expiry.push(session.last + gap + retention, customer_id)
+                if not session[_CLOSED] and session[_LAST] + gap <= watermark:
+                    session[_CLOSED] = 1
+                    dirty_add(customer_id)
+                    results.append(SessionResult(customer_id, *session[:_CLOSED]))
+                    push_expiry(session[_LAST] + gap + retention, customer_id)
         for _, customer_id in self._expiry.pop_due(watermark):
             state = customers.get(customer_id)
             if state is None:
                 continue
             kept = [s for s in state.sessions
-                    if not (s.closed and s.last + gap + retention <= watermark)]
+                    if not (s[_CLOSED] and s[_LAST] + gap + retention <= watermark)]
             if len(kept) != len(state.sessions):
                 state.sessions = kept
-                self.dirty.add(customer_id)
+                dirty_add(customer_id)
 
     def _schedule(self, customer_id: int, state: CustomerSessions) -> None:
         for session in state.sessions:
-            if session.closed:
-                self._expiry.push(session.last + self.gap + self.config.retention_ms, customer_id)
+            if session[_CLOSED]:
+                self._expiry.push(session[_LAST] + self.gap + self.config.retention_ms,
+                                  customer_id)
             else:
-                self._due.push(session.last + self.gap, customer_id)
+                self._due.push(session[_LAST] + self.gap, customer_id)
 
     def _dump(self, state: CustomerSessions) -> Any:
-        return {"o": state.offset, "s": [
-            [s.start, s.last, s.count, s.total, s.min, s.max, int(s.closed)]
-            for s in state.sessions]}
+        # The entries are the record's own lists: orjson writes them without Python code.
+        return {"o": state.offset, "s": state.sessions}
 
     def _load(self, data: Any) -> CustomerSessions:
-        sessions = [Session(start, last, count, total, lo, hi, bool(closed))
-                    for start, last, count, total, lo, hi, closed in data["s"]]
-        return CustomerSessions(data["o"], sessions)
+        return CustomerSessions(data["o"], data["s"])
 
     def sessions_of(self, customer_id: int) -> list[Session]:
         """A customer's open and recently closed sessions, sorted by start."""
         state = self.customers.get(customer_id)
-        return list(state.sessions) if state is not None else []
-
+        return [Session.of(entry) for entry in state.sessions] if state is not None else []
