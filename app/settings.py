@@ -105,7 +105,8 @@ class Settings(BaseSettings):
       at least the largest window (tumbling, hopping size, sliding, session gap).
     - ``TXSTREAM_ALERT_THRESHOLD`` [5000]: PLN per tumbling window per customer; a positive
       amount with at most 2 decimals.
-    - ``TXSTREAM_FLUSH_INTERVAL`` [1s]: how often in-memory state is written to the tables.
+    - ``TXSTREAM_FLUSH_INTERVAL`` [5s]: how often in-memory state is written to the tables
+      and source offsets are committed (Quix Streams commits every 5 s by default too).
     - ``TXSTREAM_STANDBY_REPLICAS`` [1]: standby copies of each table partition (>= 0).
     - ``TXSTREAM_SESSION_TIMEOUT`` [10s]: consumer group session timeout (the embedded
       broker holds group joins for half of it).
@@ -149,7 +150,7 @@ class Settings(BaseSettings):
     idle_timeout: str = "30s"
     retention: str = "2h"
     alert_threshold: str = "5000"
-    flush_interval: str = "1s"
+    flush_interval: str = "5s"
     standby_replicas: int = Field(default=1, ge=0)
     session_timeout: str = "10s"
     embedded_broker: bool = False

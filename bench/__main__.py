@@ -61,8 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="events/s sent during the latency test (default: %(default)s)")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--profile", action="store_true",
-                        help="py-spy the full-pipeline worker(s) of run 1 (marked as profiled);"
-                             " writes bench/results/<stamp>-full-r1-{processing,commit}"
+                        help="py-spy the txstream worker(s) of run 1 (marked as profiled);"
+                             " writes bench/results/<stamp>-<target>-r1-{processing,commit}"
                              ".pyspy.txt")
     parser.add_argument("--prototype", default=None, metavar="PATCHES",
                         help="also run the selected txstream targets (full, tumbling, latency) "
@@ -176,7 +176,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     m = await run_txstream(
                         ctx, target, run,
                         recovery=target.startswith("full") and "recovery" in args.only,
-                        profile=args.profile and target.startswith("full") and run == 1,
+                        profile=args.profile and run == 1,
                         patches=args.prototype if proto else None)
                 measurements.append(m)
                 say(f"  {m.events_per_second:,.0f} events/s, peak RSS "
