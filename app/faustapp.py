@@ -17,7 +17,18 @@ from .transport import BatchingConsumer, BatchingTransport
 if TYPE_CHECKING:
     from agents.transactions import Pipeline
 
-__all__ = ["TxApp", "create_app", "faust_app_id"]
+__all__ = ["ROCKSDB_OPTIONS", "TxApp", "create_app", "faust_app_id"]
+
+#: Every table partition is its own RocksDB database. Faust's defaults (64 MB write
+#: buffers, up to 3 of them, and a 2 GB block cache, per database) let a worker's memory
+#: grow with the bytes it has written, up to gigabytes: the state is in the worker's own
+#: memory and the databases are read only at start-up, so small buffers and caches do.
+ROCKSDB_OPTIONS = {
+    "write_buffer_size": 4 * 1024**2,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 4 * 1024**2,
+    "block_cache_compressed_size": 1024**2,
+}
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +117,8 @@ def create_app(settings: Settings) -> TxApp:
     app.topic_names = TopicNames(settings.topic_prefix)
     app.state_tables = {
         kind: app.Table(kind, partitions=settings.partitions, key_type=bytes, value_type=bytes,
-                        help=f"{kind} state: one record per customer, plus ~partition")
+                        help=f"{kind} state: one record per customer, plus ~partition",
+                        options=dict(ROCKSDB_OPTIONS))
         for kind in settings.window_kind_list
     }
     from agents.transactions import install_pipeline

@@ -43,9 +43,11 @@ def _encode(out: Outputs, partition: int) -> int:
     return size
 
 
-def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: int) -> None:
+def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: int,
+        hours: float) -> None:
     """Time each stage over the data set and print the figures."""
-    records = make_records(LoadSpec(events=events, customers=customers))
+    records = make_records(LoadSpec(events=events, customers=customers,
+                                    span_ms=int(hours * 3_600_000)))
     by_partition: dict[int, list[tuple[int, bytes, bytes]]] = defaultdict(list)
     for key, value, _ in records:
         partition = int(key) % PARTITIONS
@@ -89,7 +91,7 @@ def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: 
                         counts["state records"] += len(kind_state.dump_dirty())
                 spent["dump"] += clock() - t4
     total = sum(spent.values())
-    print(f"{events:,} events, {customers:,} customers, kinds {','.join(kinds)}, "
+    print(f"{events:,} events over {hours:g} h, {customers:,} customers, kinds {','.join(kinds)}, "
           f"batch {batch}, flush every {flush_every:,} events")
     for stage, seconds in spent.items():
         print(f"  {stage:<7} {seconds / events * 1e6:7.2f} us/event")
@@ -103,12 +105,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.core", description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--hours", type=float, default=3.0, help="event-time span of the data")
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--batch", type=int, default=2_000, help="records per applied batch")
     parser.add_argument("--flush-every", type=int, default=40_000,
                         help="events between state dumps (a flush interval at 40k events/s)")
     args = parser.parse_args(argv)
-    run(args.events, args.customers, args.kinds.split(","), args.batch, args.flush_every)
+    run(args.events, args.customers, args.kinds.split(","), args.batch, args.flush_every,
+        args.hours)
 
 
 if __name__ == "__main__":

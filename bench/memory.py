@@ -1,0 +1,93 @@
+"""Is the worker's memory flat in the number of events? The full pipeline over 1x, 2x, 4x.
+
+Each size is the benchmark's data set stretched in event time: N events over 3 hours,
+2N over 6 hours, 4N over 12 hours, same customers, same rate per customer. Windows leave
+the state after the retention (2 h of event time), so a worker that keeps only what it
+must needs the same memory for all three; one that keeps events, windows or outputs
+grows with them. Each size runs a fresh full-pipeline worker on its own topic:
+
+    python -m bench.memory [--events 200000] [--multiples 1,2,4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from app.broker import EmbeddedBroker
+from app.topics import TopicNames
+
+from .load import LoadSpec, load_topic, make_records
+from .targets import Context, run_txstream
+
+__all__ = ["main"]
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+async def measure(events: int, customers: int, multiples: list[int],
+                  keep: bool = False) -> list[dict[str, float]]:
+    """Peak RSS of a full-pipeline worker for each multiple of the data set."""
+    workdir = Path(tempfile.mkdtemp(prefix="txstream-bench-memory-"))
+    broker = EmbeddedBroker(log_path=workdir / "tansu.log")
+    broker.start()
+    rows: list[dict[str, float]] = []
+    try:
+        base = LoadSpec(events=events, customers=customers)
+        for multiple in multiples:
+            spec = replace(base, events=events * multiple, span_ms=base.span_ms * multiple)
+            records = make_records(spec)
+            stamp = f"mem{int(time.time())}x{multiple}"
+            topics = TopicNames(f"{stamp}-")
+            await load_topic(broker.bootstrap, topics.transactions, records, 4, print)
+            del records
+            ctx = Context(bootstrap=broker.bootstrap, broker_url=broker.url, embedded=True,
+                          topics=topics, partitions=4, events=spec.events, workdir=workdir,
+                          results_dir=RESULTS, stamp=stamp, sample_customers=[],
+                          timeout=max(300.0, spec.events / 500))
+            print(f"{spec.events:,} events over {spec.span_ms / 3_600_000:.0f} h ...")
+            m = await run_txstream(ctx, "full", 1)
+            rows.append({"multiple": multiple, "events": spec.events,
+                         "hours": spec.span_ms / 3_600_000,
+                         "peak_rss_mb": m.peak_rss_kb / 1024,
+                         "last_rss_mb": float(m.extra["rss_mb_at_last_event"]),
+                         "events_per_second": m.events_per_second})
+            print(f"  peak RSS {m.peak_rss_kb / 1024:.0f} MB, {m.events_per_second:,.0f} events/s")
+    finally:
+        broker.stop()
+        if keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the options, measure, print the table."""
+    parser = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--multiples", default="1,2,4")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args(argv)
+    multiples = [int(part) for part in args.multiples.split(",")]
+    rows = asyncio.run(measure(args.events, args.customers, multiples, args.keep))
+    first = rows[0]["peak_rss_mb"]
+    print("\n| events | event-time span | peak RSS MB | x first | RSS at last event MB "
+          "| events/s |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(f"| {row['events']:,.0f} | {row['hours']:.0f} h | {row['peak_rss_mb']:.0f} | "
+              f"{row['peak_rss_mb'] / first:.2f} | {row['last_rss_mb']:.0f} | "
+              f"{row['events_per_second']:,.0f} |")
+    print("command: python -m bench.memory " + " ".join(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()
