@@ -17,7 +17,7 @@ from app.outputs import (
     encode_alert,
     encode_late,
     encode_session,
-    encode_window_result,
+    window_result_records,
 )
 from app.records import Transaction, parse_transaction
 from tables.faust_tables import TableWrite, dirty_records, load_partition, store_records
@@ -155,9 +155,8 @@ class Pipeline:
                 append(str(alert.customer_id).encode(), encode_alert(alert), alert.event_time_ms)
         if out.results:
             append = batches.to(topics.window_results, partition).append
-            for result in out.results:
-                append(str(result.customer_id).encode(), encode_window_result(result),
-                       result.end_ms)
+            for key, value, timestamp_ms in window_result_records(out.results):
+                append(key, value, timestamp_ms)
         if out.sessions:
             append = batches.to(topics.sessions, partition).append
             for session in out.sessions:

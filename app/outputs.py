@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -20,6 +21,7 @@ __all__ = [
     "money",
     "money_text",
     "window_json",
+    "window_result_records",
 ]
 
 
@@ -62,25 +64,45 @@ def money_text(cents: int) -> str:
 
 def encode_window_result(result: WindowResult) -> bytes:
     """One closed window's final aggregate (deterministic ``result_id``)."""
-    count, total = result.count, result.total
-    if count == 1:
-        # Most windows of a sparse stream hold one event: total, min, max and average
-        # are the same amount.
-        amount = money_text(total)
-        low = high = average = amount
-    elif count:
-        amount, low, high = money_text(total), money_text(result.min), money_text(result.max)
-        average = money_text(average_in_cents(total, count))
-    else:
-        return orjson.dumps({"result_id": result.result_id, "kind": result.kind,
-                             "customer_id": result.customer_id,
-                             **window_json(result.start_ms, result.end_ms, 0, total, 0, 0)})
-    return (
-        f'{{"result_id":"{result.kind}:{result.customer_id}:{result.start_ms}",'
-        f'"kind":"{result.kind}","customer_id":{result.customer_id},'
-        f'"start":"{format_time(result.start_ms)}","end":"{format_time(result.end_ms)}",'
-        f'"count":{count},"total":{amount},"min":{low},"max":{high},"average":{average}}}'
-    ).encode()
+    return next(window_result_records((result,)))[1]
+
+
+def window_result_records(results: Iterable[WindowResult]) -> Iterator[tuple[bytes, bytes, int]]:
+    """``(key, value, timestamp)`` of each result's record on ``window-results``.
+
+    Results of fixed windows come in runs with the same bounds (every customer's window
+    ending at 14:05), so the time texts of the previous result are reused.
+    """
+    start_ms = end_ms = -1
+    start = end = ""
+    for result in results:
+        if result.start_ms != start_ms:
+            start_ms = result.start_ms
+            start = format_time(start_ms)
+        if result.end_ms != end_ms:
+            end_ms = result.end_ms
+            end = format_time(end_ms)
+        customer = str(result.customer_id)
+        kind, count, total = result.kind, result.count, result.total
+        if count == 1:
+            # Most windows of a sparse stream hold one event: total, min, max and average
+            # are the same amount.
+            amount = money_text(total)
+            low = high = average = amount
+        elif count:
+            amount, low, high = money_text(total), money_text(result.min), money_text(result.max)
+            average = money_text(average_in_cents(total, count))
+        else:
+            value = orjson.dumps({"result_id": result.result_id, "kind": kind,
+                                  "customer_id": result.customer_id,
+                                  **window_json(start_ms, end_ms, 0, total, 0, 0)})
+            yield customer.encode(), value, end_ms
+            continue
+        yield customer.encode(), (
+            f'{{"result_id":"{kind}:{customer}:{start_ms}","kind":"{kind}",'
+            f'"customer_id":{customer},"start":"{start}","end":"{end}","count":{count},'
+            f'"total":{amount},"min":{low},"max":{high},"average":{average}}}'
+        ).encode(), end_ms
 
 
 def encode_alert(alert: Alert) -> bytes:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from agents.transactions import window_config
 from app.gctuning import tune_gc
-from app.outputs import encode_alert, encode_late, encode_session, encode_window_result
+from app.outputs import encode_alert, encode_late, encode_session, window_result_records
 from app.records import Transaction, parse_transaction
 from app.settings import Settings
 from tables.outputs import Outputs
@@ -34,8 +34,8 @@ def _encode(out: Outputs, partition: int) -> int:
     size = 0
     for alert in out.alerts:
         size += len(encode_alert(alert))
-    for result in out.results:
-        size += len(encode_window_result(result))
+    for key, value, _ in window_result_records(out.results):
+        size += len(key) + len(value)
     for session in out.sessions:
         size += len(encode_session(session))
     for late in out.late:

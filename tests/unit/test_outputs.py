@@ -15,6 +15,7 @@ from app.outputs import (
     encode_session,
     encode_window_result,
     money_text,
+    window_result_records,
 )
 from app.records import Transaction, format_time
 from tables.outputs import Alert, LateEvent, SessionResult, WindowResult
@@ -109,3 +110,17 @@ def test_late_event() -> None:
         "kinds": ["tumbling", "hopping"], "watermark": "2026-03-12T07:30:00Z", "partition": 3,
         "offset": 17, "tx_id": "t-1", "customer_id": 42, "amount": 249.99, "currency": "PLN",
         "event_time": "2026-03-12T07:20:00.500Z"}
+
+
+@given(st.lists(st.tuples(CUSTOMERS, st.sampled_from([0, 120_000, 240_000]),
+                          st.sampled_from([600_000, 720_000]), st.lists(CENTS, min_size=1,
+                                                                         max_size=3)),
+                max_size=12))
+def test_window_result_records_of_a_run_match_one_by_one(
+        rows: list[tuple[int, int, int, list[int]]]) -> None:
+    results = [WindowResult("hopping", customer, 1_773_300_000_000 + start,
+                            1_773_300_000_000 + start + length, len(amounts), sum(amounts),
+                            min(amounts), max(amounts))
+               for customer, start, length, amounts in rows]
+    assert list(window_result_records(results)) == [
+        (str(r.customer_id).encode(), encode_window_result(r), r.end_ms) for r in results]
