@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from app.faustapp import TxApp
     from app.transport import BatchingConsumer
 
-__all__ = ["Pipeline", "install_pipeline", "window_config"]
+__all__ = ["QUIET_SECONDS", "Pipeline", "install_pipeline", "window_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,10 @@ def window_config(settings: Any) -> WindowConfig:
         retention_ms=settings.retention_ms,
         alert_threshold_cents=settings.alert_threshold_cents,
     )
+
+
+#: The tick period, and the shortest pause of the input that counts as quiet.
+QUIET_SECONDS = 0.25
 
 
 def _now_ms() -> int:
@@ -78,6 +82,13 @@ class Pipeline:
         self._lock = asyncio.Lock()
         self._flush_interval = app.settings.flush_interval_ms / 1000
         self._last_flush = time.monotonic()
+        #: When the last source batch arrived, and whether anything came since the flush.
+        self._last_input = time.monotonic()
+        self._unflushed = False
+        # Fetches return at least every fetch wait while records flow: no batch for twice
+        # that (and a tick) means the input has paused.
+        self._quiet_after = (max(QUIET_SECONDS, 2 * app.settings.fetch_max_wait_ms / 1000)
+                             if app.settings.flush_when_quiet else None)
 
     @property
     def consumer(self) -> BatchingConsumer:
@@ -107,19 +118,29 @@ class Pipeline:
                 self._send(batches, tp.partition, out)
                 self._applied[tp] = records[-1].offset
                 self.throughput.add(len(records))
+                self._unflushed = True
+            self._last_input = time.monotonic()
             self._pending.extend(await batches.submit())
             if time.monotonic() - self._last_flush >= self._flush_interval:
                 await self._flush()
 
     async def tick(self) -> None:
-        """Idle partitions move on with the wall clock; flush what is due."""
+        """Idle partitions move on with the wall clock; flush what is due.
+
+        Besides every flush interval, state is flushed as soon as the input pauses (no
+        batch for a tick): a caught-up worker commits at once instead of up to an interval
+        later, while under load flushes stay an interval apart.
+        """
         async with self._lock:
             wall = _now_ms()
             batches = self._batches()
             for partition, state in list(self.states.items()):
                 self._send(batches, partition, state.advance(wall))
             self._pending.extend(await batches.submit())
-            if time.monotonic() - self._last_flush >= self._flush_interval:
+            now = time.monotonic()
+            quiet = (self._unflushed and self._quiet_after is not None
+                     and now - self._last_input >= self._quiet_after)
+            if quiet or now - self._last_flush >= self._flush_interval:
                 await self._flush()
 
     def state_for(self, partition: int) -> PartitionState:
@@ -225,6 +246,7 @@ class Pipeline:
             if applied is not None:
                 self.consumer.release(tp, applied + 1)
         self._last_flush = time.monotonic()
+        self._unflushed = False
         await self.consumer.commit()
 
 
@@ -253,6 +275,6 @@ def install_pipeline(app: TxApp) -> Pipeline:
     async def _tick() -> None:
         await pipeline.tick()
 
-    app.timer(interval=0.25)(_tick)
+    app.timer(interval=QUIET_SECONDS)(_tick)
 
     return pipeline

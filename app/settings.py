@@ -107,6 +107,8 @@ class Settings(BaseSettings):
       amount with at most 2 decimals.
     - ``TXSTREAM_FLUSH_INTERVAL`` [5s]: how often in-memory state is written to the tables
       and source offsets are committed (Quix Streams commits every 5 s by default too).
+    - ``TXSTREAM_FLUSH_WHEN_QUIET`` [true]: also flush as soon as the input pauses, so a
+      caught-up worker's state and offsets are written at once.
     - ``TXSTREAM_STANDBY_REPLICAS`` [1]: standby copies of each table partition (>= 0).
     - ``TXSTREAM_SESSION_TIMEOUT`` [10s]: consumer group session timeout (the embedded
       broker holds group joins for half of it).
@@ -151,6 +153,7 @@ class Settings(BaseSettings):
     retention: str = "2h"
     alert_threshold: str = "5000"
     flush_interval: str = "5s"
+    flush_when_quiet: bool = True
     standby_replicas: int = Field(default=1, ge=0)
     session_timeout: str = "10s"
     embedded_broker: bool = False

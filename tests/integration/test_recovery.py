@@ -188,7 +188,7 @@ async def test_sigterm_stops_within_seconds_and_commits_what_was_processed(
     txs = make_input(2_000, customers=100, seed=13)
     # No periodic flush or commit in this test: only the shutdown path can write the state
     # and commit the offsets.
-    worker = workers.start("w1", flush_interval="1h")
+    worker = workers.start("w1", flush_interval="1h", flush_when_quiet="false")
     await send(workers, txs, rate=None)
     await assert_windows_exact(worker, ground_truth(txs))
 
@@ -212,5 +212,33 @@ async def test_sigterm_stops_within_seconds_and_commits_what_was_processed(
     assert committed == ends
 
     # And the state written at shutdown is what a restarted worker serves.
+    restarted = workers.start("w1-again", datadir=worker.datadir)
+    await assert_windows_exact(restarted, ground_truth(txs), timeout=30)
+
+
+async def test_a_pause_in_the_input_flushes_and_commits_without_waiting_for_the_interval(
+        workers: WorkerFactory) -> None:
+    txs = make_input(2_000, customers=100, seed=17)
+    # The interval never comes due in this test: only the quiet flush can commit.
+    worker = workers.start("w1", flush_interval="1h")
+    await send(workers, txs, rate=None)
+
+    topic = workers.topics.transactions
+    tps = [TopicPartition(topic, p) for p in range(4)]
+    ends = await true_end_offsets(workers.bootstrap, tps)
+    reader = AIOKafkaConsumer(bootstrap_servers=workers.bootstrap,
+                              group_id=f"{workers.app_id}-v1", enable_auto_commit=False)
+    await reader.start()
+    try:
+        async def all_committed() -> bool:
+            return {tp: await reader.committed(tp) for tp in tps} == ends
+
+        await async_wait_until(all_committed, timeout=30,
+                               message="offsets were not committed once the input paused")
+    finally:
+        await reader.stop()
+    # The state was written before the offsets: a worker on the same data dir serves it
+    # without re-reading the input.
+    worker.process.kill()
     restarted = workers.start("w1-again", datadir=worker.datadir)
     await assert_windows_exact(restarted, ground_truth(txs), timeout=30)

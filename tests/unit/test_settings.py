@@ -40,6 +40,7 @@ def test_defaults() -> None:
         "retention": "2h",
         "alert_threshold": "5000",
         "flush_interval": "5s",
+        "flush_when_quiet": True,
         "standby_replicas": 1,
         "session_timeout": "10s",
         "embedded_broker": False,
