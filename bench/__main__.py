@@ -32,8 +32,7 @@ from .targets import Context, Measurement, Sampler, run_ceiling, run_quix, run_t
 THROUGHPUT = ("full", "tumbling", "ceiling", "quix-tumbling", "quix-hopping")
 EXTRAS = ("latency", "recovery")
 #: Run order inside one round: cheap and stateless first, the full worker last.
-ORDER = ("ceiling", "quix-tumbling", "quix-hopping", "tumbling", "tumbling-proto", "full",
-         "full-proto", "latency", "latency-proto")
+ORDER = ("ceiling", "quix-tumbling", "quix-hopping", "tumbling", "full", "latency")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -64,10 +63,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="py-spy the txstream worker(s) of run 1 (marked as profiled);"
                              " writes bench/results/<stamp>-<target>-r1-{processing,commit}"
                              ".pyspy.txt")
-    parser.add_argument("--prototype", default=None, metavar="PATCHES",
-                        help="also run the selected txstream targets (full, tumbling, latency) "
-                             "with these prototype patches, e.g. direct-changelog,"
-                             "batch-outputs,fetch-wait=100 (see bench/prototypes.py)")
     parser.add_argument("--set", action="append", default=[], metavar="TXSTREAM_X=VALUE",
                         help="a setting for every txstream worker, e.g. "
                              "--set TXSTREAM_FLUSH_INTERVAL=5s (repeatable)")
@@ -82,12 +77,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--only: recovery is measured on the full run; add full")
     if args.events < 1000 or args.customers < 1 or args.runs < 1:
         parser.error("--events must be >= 1000, --customers and --runs >= 1")
-    if args.prototype:
-        try:
-            _check_patches(args.prototype)
-        except ValueError as exc:
-            parser.error(f"--prototype: {exc}")
-        only += [f"{name}-proto" for name in ("full", "tumbling", "latency") if name in only]
     args.only = only
     settings: dict[str, str] = {}
     for item in args.set:
@@ -97,14 +86,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         settings[name] = value
     args.settings = settings
     return args
-
-
-def _check_patches(spec: str) -> None:
-    for name in (part.strip() for part in spec.split(",") if part.strip()):
-        if name not in ("batch-outputs", "direct-changelog") and not (
-                name.startswith("fetch-wait=") and name.partition("=")[2].isdigit()):
-            message = f"unknown patch {name!r}"
-            raise ValueError(message)
 
 
 def sample_customers(records: list[tuple[bytes, bytes, int]], count: int = 8) -> list[int]:
@@ -157,11 +138,10 @@ async def main_async(args: argparse.Namespace) -> int:
                 if target not in args.only:
                     continue
                 say(f"run {run}/{args.runs}: {target} ...")
-                if target.startswith("latency"):
+                if target == "latency":
                     result = await run_latency(
                         ctx, run, rate=args.latency_rate, seconds=args.latency_seconds,
-                        customers=args.customers,
-                        patches=args.prototype if target == "latency-proto" else None)
+                        customers=args.customers)
                     latencies.append(result)
                     say(f"  p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms "
                         f"({result['alerts_matched']}/{result['triggers_measured']} alerts, "
@@ -172,12 +152,9 @@ async def main_async(args: argparse.Namespace) -> int:
                 elif target.startswith("quix-"):
                     m = await run_quix(ctx, target.removeprefix("quix-"), run)
                 else:
-                    proto = target.endswith("-proto")
                     m = await run_txstream(
-                        ctx, target, run,
-                        recovery=target.startswith("full") and "recovery" in args.only,
-                        profile=args.profile and run == 1,
-                        patches=args.prototype if proto else None)
+                        ctx, target, run, recovery=target == "full" and "recovery" in args.only,
+                        profile=args.profile and run == 1)
                 measurements.append(m)
                 say(f"  {m.events_per_second:,.0f} events/s, peak RSS "
                     f"{m.peak_rss_kb / 1024:.0f} MB, wall {m.wall_seconds:.1f} s")
@@ -188,7 +165,6 @@ async def main_async(args: argparse.Namespace) -> int:
                         f"{recovery['replay_seconds']} s, views identical: "
                         f"{recovery['sample_views_identical']}")
         summary = summarise(measurements, latencies)
-        summary["prototype_patches"] = args.prototype
         info = {**versions(broker), "txstream": revision}
         table = format_table(summary, args.runs)
         say("")

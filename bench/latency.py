@@ -62,16 +62,15 @@ async def _consume_alerts(consumer: AIOKafkaConsumer, received: dict[str, float]
 
 async def run_latency(ctx: Context, run: int, *, rate: float = 2000.0, seconds: float = 20.0,
                       trigger_every: int = 20, warmup: float = 2.0,
-                      customers: int = 10_000, patches: str | None = None) -> dict[str, Any]:
+                      customers: int = 10_000) -> dict[str, Any]:
     """Start a worker on its own topics, drive it at ``rate``/s, return latency percentiles."""
-    name = f"latency{'-proto' if patches else ''}-r{run}"
-    topics = TopicNames(f"{ctx.topics.prefix}lat{'p' if patches else ''}{run}-")
+    name = f"latency-r{run}"
+    topics = TopicNames(f"{ctx.topics.prefix}lat{run}-")
     await ensure_topics(ctx.bootstrap, dict.fromkeys(topics.all(), ctx.partitions))
     app_id = f"{ctx.stamp}-{name}"
     datadir = ctx.workdir / f"{name}-data"
     port = free_port()
-    process = start_worker(ctx, name, worker_env(ctx, app_id, port, datadir, topics=topics),
-                           patches)
+    process = start_worker(ctx, name, worker_env(ctx, app_id, port, datadir, topics=topics))
     producer = AIOKafkaProducer(bootstrap_servers=ctx.bootstrap, linger_ms=1, acks="all")
     consumer = AIOKafkaConsumer(bootstrap_servers=ctx.bootstrap, group_id=None,
                                 enable_auto_commit=False, fetch_max_wait_ms=20)
@@ -134,7 +133,7 @@ async def run_latency(ctx: Context, run: int, *, rate: float = 2000.0, seconds: 
         latencies = [(received[t] - s) * 1000 for t, s in sent.items() if t in received]
         peak = memory_kb(process.pid).get("VmHWM", 0)
         return {
-            "patches": patches, "rate_target": rate, "rate_achieved": round(achieved, 1),
+            "rate_target": rate, "rate_achieved": round(achieved, 1),
             "seconds": seconds,
             "triggers_measured": len(sent), "alerts_matched": len(latencies),
             "p50_ms": round(percentile(latencies, 0.50), 1),

@@ -15,13 +15,10 @@ from .targets import Measurement
 
 __all__ = ["format_table", "git_revision", "summarise", "versions"]
 
-TARGET_ORDER = ("full", "full-proto", "tumbling", "tumbling-proto", "ceiling", "quix-tumbling",
-                "quix-hopping")
+TARGET_ORDER = ("full", "tumbling", "ceiling", "quix-tumbling", "quix-hopping")
 LABELS = {
     "full": "txstream full pipeline",
-    "full-proto": "txstream full + prototypes",
     "tumbling": "txstream tumbling only",
-    "tumbling-proto": "txstream tumbling + prototypes",
     "ceiling": "ceiling (aiokafka loop)",
     "quix-tumbling": "Quix tumbling 5m",
     "quix-hopping": "Quix hopping 10m/2m",
@@ -72,18 +69,15 @@ def summarise(measurements: list[Measurement],
         row["ratio_to_ceiling"] = rate / ceiling if ceiling else None
         row["ratio_to_peer_tumbling"] = rate / peer if peer else None
     summary: dict[str, Any] = {"targets": targets}
-    for target in ("full", "full-proto"):
-        recoveries = [m.extra["recovery"] for m in measurements
-                      if m.target == target and m.extra.get("recovery")]
-        if not recoveries:
-            continue
+    recoveries = [m.extra["recovery"] for m in measurements
+                  if m.target == "full" and m.extra.get("recovery")]
+    if recoveries:
         recovery = {key: _median([r[key] for r in recoveries]) for key in RECOVERY_KEYS}
         recovery["sample_views_identical"] = all(r["sample_views_identical"] for r in recoveries)
-        summary["recovery" if target == "full" else "recovery-proto"] = recovery
-    for label, wanted in (("latency", False), ("latency-proto", True)):
-        runs = [lat for lat in latencies if bool(lat.get("patches")) == wanted]
-        if runs:
-            summary[label] = {key: _median([lat[key] for lat in runs]) for key in LATENCY_KEYS}
+        summary["recovery"] = recovery
+    if latencies:
+        summary["latency"] = {key: _median([lat[key] for lat in latencies])
+                              for key in LATENCY_KEYS}
     return summary
 
 
@@ -112,7 +106,7 @@ def format_table(summary: dict[str, Any], runs: int) -> str:
             f"| {_fmt(row['peak_rss_mb'], '.0f')} | {_fmt(row['wall_seconds'], '.1f')} "
             f"| {_fmt(row['cpu_us_per_event'], '.0f')} "
             f"| {'-' if share is None else f'{100 * share:.0f}%'} |")
-    for key, label in (("latency", "latency"), ("latency-proto", "latency with prototypes")):
+    for key, label in (("latency", "latency"),):
         latency = summary.get(key)
         if latency:
             lines += ["", (
@@ -120,7 +114,7 @@ def format_table(summary: dict[str, Any], runs: int) -> str:
                 f"p50 {latency['p50_ms']:.0f} ms, p90 {latency['p90_ms']:.0f} ms, "
                 f"p99 {latency['p99_ms']:.0f} ms, max {latency['max_ms']:.0f} ms "
                 f"({latency['alerts_matched']:.0f}/{latency['triggers_measured']:.0f} alerts)")]
-    for key, label in (("recovery", "recovery"), ("recovery-proto", "recovery with prototypes")):
+    for key, label in (("recovery", "recovery"),):
         recovery = summary.get(key)
         if recovery:
             replay = recovery["replay_seconds"]

@@ -223,19 +223,10 @@ def worker_env(ctx: Context, app_id: str, port: int, datadir: Path,
     return env
 
 
-def start_worker(ctx: Context, name: str, env: dict[str, str],
-                 patches: str | None = None) -> ManagedProcess:
-    """Launch ``python -m app worker`` (the interpreter itself, so py-spy can attach).
-
-    With ``patches``, ``python -m bench.prototypes worker`` instead: the same command line
-    after the named prototype patches (see bench/prototypes.py).
-    """
+def start_worker(ctx: Context, name: str, env: dict[str, str]) -> ManagedProcess:
+    """Launch ``python -m app worker`` (the interpreter itself, so py-spy can attach)."""
     Path(env["TXSTREAM_DATADIR"]).mkdir(parents=True, exist_ok=True)
-    module = "app"
-    if patches:
-        module = "bench.prototypes"
-        env = {**env, "BENCH_PATCHES": patches}
-    process = ManagedProcess([sys.executable, "-m", module, "worker", "-l", "info"], env=env,
+    process = ManagedProcess([sys.executable, "-m", "app", "worker", "-l", "info"], env=env,
                              cwd=ctx.workdir, log_path=ctx.workdir / f"{name}.log", name=name)
     process.start()
     return process
@@ -252,7 +243,7 @@ async def get_json(session: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
 
 
 async def run_txstream(ctx: Context, target: str, run: int, *, recovery: bool = False,
-                       profile: bool = False, patches: str | None = None) -> Measurement:
+                       profile: bool = False) -> Measurement:
     """A real worker on the pre-loaded topic: ``full`` (all kinds) or ``tumbling`` only.
 
     Polls ``/stats/`` every 50 ms for ``events_in`` (events applied to the in-memory state,
@@ -268,7 +259,7 @@ async def run_txstream(ctx: Context, target: str, run: int, *, recovery: bool = 
     env = worker_env(ctx, app_id, port, datadir,
                      kinds="tumbling" if target.startswith("tumbling") else None)
     started = time.time()
-    process = start_worker(ctx, name, env, patches)
+    process = start_worker(ctx, name, env)
     watcher = LogWatcher(process.log_path, {"ready": r"Worker ready"})
     spy: subprocess.Popen[bytes] | None = None
     samples: list[tuple[float, int, float | None, int]] = []
@@ -316,7 +307,7 @@ async def run_txstream(ctx: Context, target: str, run: int, *, recovery: bool = 
             t0, e0, c0, _ = samples[0]
             t1, _, c1, rss_at_last = samples[-1]
             extra: dict[str, Any] = {
-                "app_id": app_id, "patches": patches,
+                "app_id": app_id,
                 "ready_seconds": None if ready is None else round(ready - started, 3),
                 "rss_mb_at_last_event": round(rss_at_last / 1024, 1),
                 "cpu_seconds_last_to_committed": None if cpu_committed is None or c1 is None
@@ -334,7 +325,7 @@ async def run_txstream(ctx: Context, target: str, run: int, *, recovery: bool = 
             if recovery:
                 measurement.extra["output_records"] = await count_outputs(ctx, ctx.topics)
                 result = await measure_recovery(ctx, session, process, env, datadir, name,
-                                                group, base, patches)
+                                                group, base)
                 process = result.pop("_process")
                 measurement.extra["recovery"] = result
         return measurement
@@ -411,8 +402,7 @@ async def _customer_views(session: aiohttp.ClientSession, base: str,
 
 async def measure_recovery(ctx: Context, session: aiohttp.ClientSession,
                            process: ManagedProcess, env: dict[str, str], datadir: Path,
-                           name: str, group: str, base: str,
-                           patches: str | None = None) -> dict[str, Any]:
+                           name: str, group: str, base: str) -> dict[str, Any]:
     """Stop the worker, delete its RocksDB data, restart it: time the rebuild from changelogs.
 
     Returns the changelog size, the time from restart to ``Worker ready``, the changelog
@@ -436,7 +426,7 @@ async def measure_recovery(ctx: Context, session: aiohttp.ClientSession,
     env = {**env, "TXSTREAM_WEB_PORT": str(port)}
     base = f"http://127.0.0.1:{port}"
     restarted = time.time()
-    process = start_worker(ctx, f"{name}-recovery", env, patches)
+    process = start_worker(ctx, f"{name}-recovery", env)
     watcher = LogWatcher(process.log_path, {
         "restoring": r"Restoring state from changelog topics",
         "done": r"Done reading from changelog topics",
