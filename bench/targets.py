@@ -259,6 +259,8 @@ async def run_txstream(ctx: Context, target: str, run: int, *, recovery: bool = 
     env = worker_env(ctx, app_id, port, datadir,
                      kinds="tumbling" if target.startswith("tumbling") else None)
     started = time.time()
+    # The output topics are shared by every txstream run of a bench: count this run's part.
+    outputs_before = await count_outputs(ctx, ctx.topics) if recovery else {}
     process = start_worker(ctx, name, env)
     watcher = LogWatcher(process.log_path, {"ready": r"Worker ready"})
     spy: subprocess.Popen[bytes] | None = None
@@ -323,7 +325,9 @@ async def run_txstream(ctx: Context, target: str, run: int, *, recovery: bool = 
                 if ctx.broker_sampler else None,
                 committed=committed, extra=extra)
             if recovery:
-                measurement.extra["output_records"] = await count_outputs(ctx, ctx.topics)
+                outputs = await count_outputs(ctx, ctx.topics)
+                measurement.extra["output_records"] = {
+                    label: n - outputs_before.get(label, 0) for label, n in outputs.items()}
                 result = await measure_recovery(ctx, session, process, env, datadir, name,
                                                 group, base)
                 process = result.pop("_process")
@@ -355,7 +359,7 @@ async def window_results_by_kind(session: aiohttp.ClientSession, base: str) -> d
 
 
 async def count_outputs(ctx: Context, topics: TopicNames) -> dict[str, int]:
-    """Records on each output topic so far (shared by the txstream runs of one bench)."""
+    """Records on each output topic so far (the topics are shared by the txstream runs)."""
     names = {"alerts": topics.alerts, "window-results": topics.window_results,
              "sessions": topics.sessions, "late-transactions": topics.late,
              "transactions-dlq": topics.dead_letters}
