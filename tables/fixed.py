@@ -54,6 +54,10 @@ class CustomerWindows:
         self.windows: dict[int, WindowEntry] = windows if windows is not None else {}
 
 
+#: A window in a close or expiry schedule: customer id, its entry, the customer's windows.
+_Scheduled = tuple[int, WindowEntry, dict[int, WindowEntry]]
+
+
 class FixedWindowState(KindState[CustomerWindows]):
     """Tumbling (step == size) or hopping (step < size) windows ``[start, start + size)``.
 
@@ -63,8 +67,11 @@ class FixedWindowState(KindState[CustomerWindows]):
 
     def __init__(self, kind: WindowKind, config: WindowConfig) -> None:
         super().__init__(config)
-        self._due: DueQueue[int] = DueQueue()
-        self._expiry: DueQueue[int] = DueQueue()
+        # Scheduled items are (customer id, window entry, the customer's windows): closing
+        # and expiring then need no lookups in the state, which for windows of customers
+        # in no particular order were memory-bound.
+        self._due: DueQueue[_Scheduled] = DueQueue()
+        self._expiry: DueQueue[_Scheduled] = DueQueue()
         self.kind = kind.value
         if kind is WindowKind.TUMBLING:
             self.size = self.step = config.tumbling_ms
@@ -136,7 +143,7 @@ class FixedWindowState(KindState[CustomerWindows]):
                 # Entry indices: 1 count, 2 total, 3 min, 4 max, 5 flags.
                 if window is None:
                     window = windows[start] = [start, 1, cents, cents, cents, 0]
-                    push_due(end, customer_id)
+                    push_due(end, (customer_id, window, windows))
                 else:
                     window[1] += 1
                     window[2] += cents
@@ -183,7 +190,7 @@ class FixedWindowState(KindState[CustomerWindows]):
             cents = tx.amount_cents
             if window is None:
                 window = windows[start] = [start, 1, cents, cents, cents, 0]
-                self._due.push(end, tx.customer_id)
+                self._due.push(end, (tx.customer_id, window, windows))
             else:
                 window[COUNT] += 1
                 window[TOTAL] += cents
@@ -202,18 +209,16 @@ class FixedWindowState(KindState[CustomerWindows]):
         return first + self.size <= self.watermark.value
 
     def _close(self, watermark: int, out: Outputs) -> None:
-        customers = self.customers
+        # A scheduled window stays in its customer's dict until it has closed and expired:
+        # only expiry removes windows, and loading a state rebuilds the schedules.
         kind, dirty_add, results = self.kind, self.dirty.add, out.results
         size, retention = self.size, self.config.retention_ms
         # Epoch-aligned windows close by whole buckets (every customer's window ending at
-        # 14:05): handle a bucket at once and schedule its expiry as one bucket. A bucket
-        # holds customer ids; the window's start is its end minus the size.
+        # 14:05): handle a bucket at once and schedule its expiry as one bucket.
         for end, bucket in self._due.pop_buckets(watermark):
             start = end - size
-            for customer_id in bucket:
-                state = customers.get(customer_id)
-                window = state.windows.get(start) if state is not None else None
-                if window is None or window[FLAGS] & CLOSED:
+            for customer_id, window, _ in bucket:
+                if window[FLAGS] & CLOSED:
                     continue
                 window[FLAGS] |= CLOSED
                 dirty_add(customer_id)
@@ -222,18 +227,19 @@ class FixedWindowState(KindState[CustomerWindows]):
             self._expiry.push_all(end + retention, bucket)
         for expiry, bucket in self._expiry.pop_buckets(watermark):
             start = expiry - retention - size
-            for customer_id in bucket:
-                state = customers.get(customer_id)
-                if state is not None and state.windows.pop(start, None) is not None:
+            for customer_id, window, windows in bucket:
+                if windows.get(start) is window:
+                    del windows[start]
                     dirty_add(customer_id)
 
     def _schedule(self, customer_id: int, state: CustomerWindows) -> None:
-        for start, window in state.windows.items():
+        windows = state.windows
+        for start, window in windows.items():
             end = start + self.size
             if window[FLAGS] & CLOSED:
-                self._expiry.push(end + self.config.retention_ms, customer_id)
+                self._expiry.push(end + self.config.retention_ms, (customer_id, window, windows))
             else:
-                self._due.push(end, customer_id)
+                self._due.push(end, (customer_id, window, windows))
 
     def _dump(self, state: CustomerWindows) -> Any:
         # The entries are the record's own lists: orjson writes them without Python code.
