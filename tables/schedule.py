@@ -74,27 +74,32 @@ class DueQueue(Generic[T]):
         return sum(len(bucket) for bucket in self._items.values())
 
 
-class TimeQueue(Generic[T]):
-    """Items due at times that rarely repeat (an event's own time): one heap entry each.
+class TimeQueue:
+    """Customer ids due at times that rarely repeat (an event's own time): one heap entry each.
 
     Sliding windows and sessions are due at any millisecond, where a bucket per due time
-    (:class:`DueQueue`) costs a dict entry and a list per item for nothing.
+    (:class:`DueQueue`) costs a dict entry and a list per item for nothing. Each entry is
+    one int, ``due << 64 | customer_id`` (ids are below 2**63): ordering ints is much
+    cheaper than ordering ``(due, id)`` tuples, and the expiry heaps hold an entry per
+    retained event.
     """
 
     __slots__ = ("_heap",)
 
     def __init__(self) -> None:
-        self._heap: list[tuple[int, T]] = []
+        self._heap: list[int] = []
 
-    def push(self, due: int, item: T) -> None:
-        """Schedule ``item`` at ``due``."""
-        heapq.heappush(self._heap, (due, item))
+    def push(self, due: int, item: int) -> None:
+        """Schedule customer ``item`` at ``due``."""
+        heapq.heappush(self._heap, due << 64 | item)
 
-    def pop_due(self, limit: int) -> Iterator[tuple[int, T]]:
+    def pop_due(self, limit: int) -> Iterator[tuple[int, int]]:
         """Remove and yield ``(due, item)`` for every item with ``due <= limit``, oldest first."""
         heap = self._heap
-        while heap and heap[0][0] <= limit:
-            yield heapq.heappop(heap)
+        bound = (limit + 1) << 64
+        while heap and heap[0] < bound:
+            entry = heapq.heappop(heap)
+            yield entry >> 64, entry & _ITEM_MASK
 
     def clear(self) -> None:
         """Forget everything."""
@@ -102,3 +107,6 @@ class TimeQueue(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._heap)
+
+
+_ITEM_MASK = (1 << 64) - 1

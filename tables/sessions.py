@@ -63,8 +63,8 @@ class SessionState(KindState[CustomerSessions]):
 
     def __init__(self, config: WindowConfig) -> None:
         super().__init__(config)
-        self._due: TimeQueue[int] = TimeQueue()
-        self._expiry: TimeQueue[int] = TimeQueue()
+        self._due: TimeQueue = TimeQueue()
+        self._expiry: TimeQueue = TimeQueue()
         self.gap = config.session_gap_ms
 
     def _new_customer(self) -> CustomerSessions:

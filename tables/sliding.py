@@ -49,8 +49,8 @@ class SlidingState(KindState[CustomerEvents]):
 
     def __init__(self, config: WindowConfig) -> None:
         super().__init__(config)
-        self._due: TimeQueue[int] = TimeQueue()
-        self._expiry: TimeQueue[int] = TimeQueue()
+        self._due: TimeQueue = TimeQueue()
+        self._expiry: TimeQueue = TimeQueue()
         self.size = config.sliding_ms
 
     def _new_customer(self) -> CustomerEvents:
