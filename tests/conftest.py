@@ -7,12 +7,18 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from app.broker import EmbeddedBroker
 from app.kafka_admin import parse_broker_url
 from app.testing import free_port as _free_port
 
 __all__: list[str] = []
+
+# Property tests check results, not speed: no per-example deadline, which a loaded CI
+# machine (the suite runs brokers and workers beside them) would turn into flaky failures.
+settings.register_profile("txstream", deadline=None)
+settings.load_profile("txstream")
 
 # Set to a kafka://host:port URL to run the integration tests against that broker
 # (for example Apache Kafka from docker-compose) instead of an embedded Tansu.

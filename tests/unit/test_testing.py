@@ -147,5 +147,8 @@ def test_env_and_cwd_reach_the_child(tmp_path: Path) -> None:
     )
     with proc:
         proc.wait_for_log("hello", timeout=10)
+        # The child exits on its own after printing; leaving the block before that would
+        # terminate it (a loaded machine showed -15 here).
+        wait_until(lambda: not proc.running, timeout=10, message="the child did not exit")
     assert proc.log_text().strip() == f"hello {tmp_path}"
     assert proc.returncode == 0
