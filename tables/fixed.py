@@ -101,7 +101,7 @@ class FixedWindowState(KindState[CustomerWindows]):
         watermark = self.watermark
         lateness, max_event, value = watermark.lateness_ms, watermark.max_event_ms, watermark.value
         size, step, threshold = self.size, self.step, self.threshold
-        push_due = self._due.push
+        push_due, due_buckets = self._due.push, self._due.buckets
         alerts = out.alerts
         applied = self.offset
         late_count = 0
@@ -143,7 +143,11 @@ class FixedWindowState(KindState[CustomerWindows]):
                 # Entry indices: 1 count, 2 total, 3 min, 4 max, 5 flags.
                 if window is None:
                     window = windows[start] = [start, 1, cents, cents, cents, 0]
-                    push_due(end, (customer_id, window, windows))
+                    bucket = due_buckets.get(end)
+                    if bucket is None:
+                        push_due(end, (customer_id, window, windows))
+                    else:
+                        bucket.append((customer_id, window, windows))
                 else:
                     window[1] += 1
                     window[2] += cents

@@ -26,26 +26,28 @@ class DueQueue(Generic[T]):
     14:05:00 cost one heap entry and one list.
     """
 
-    __slots__ = ("_heap", "_items")
+    __slots__ = ("_heap", "buckets")
 
     def __init__(self) -> None:
         self._heap: list[int] = []
-        self._items: dict[int, list[T]] = {}
+        #: Items by due time. A hot loop may append to an existing bucket directly; a new
+        #: due time must go through :meth:`push`, which also puts it on the heap.
+        self.buckets: dict[int, list[T]] = {}
 
     def push(self, due: int, item: T) -> None:
         """Schedule ``item`` at ``due``."""
-        bucket = self._items.get(due)
+        bucket = self.buckets.get(due)
         if bucket is None:
-            self._items[due] = [item]
+            self.buckets[due] = [item]
             heapq.heappush(self._heap, due)
         else:
             bucket.append(item)
 
     def push_all(self, due: int, items: list[T]) -> None:
         """Schedule every item of ``items`` at ``due``."""
-        bucket = self._items.get(due)
+        bucket = self.buckets.get(due)
         if bucket is None:
-            self._items[due] = list(items)
+            self.buckets[due] = list(items)
             heapq.heappush(self._heap, due)
         else:
             bucket.extend(items)
@@ -55,23 +57,23 @@ class DueQueue(Generic[T]):
         heap = self._heap
         while heap and heap[0] <= limit:
             due = heapq.heappop(heap)
-            yield due, self._items.pop(due)
+            yield due, self.buckets.pop(due)
 
     def pop_due(self, limit: int) -> Iterator[tuple[int, T]]:
         """Remove and yield ``(due, item)`` for every item with ``due <= limit``, oldest first."""
         heap = self._heap
         while heap and heap[0] <= limit:
             due = heapq.heappop(heap)
-            for item in self._items.pop(due):
+            for item in self.buckets.pop(due):
                 yield due, item
 
     def clear(self) -> None:
         """Forget everything."""
         self._heap.clear()
-        self._items.clear()
+        self.buckets.clear()
 
     def __len__(self) -> int:
-        return sum(len(bucket) for bucket in self._items.values())
+        return sum(len(bucket) for bucket in self.buckets.values())
 
 
 class TimeQueue:
