@@ -75,6 +75,7 @@ def window_result_records(results: Iterable[WindowResult]) -> Iterator[tuple[byt
     """
     start_ms = end_ms = -1
     start = end = ""
+    fraction = _FRACTION
     for result in results:
         if result.start_ms != start_ms:
             start_ms = result.start_ms
@@ -86,8 +87,8 @@ def window_result_records(results: Iterable[WindowResult]) -> Iterator[tuple[byt
         kind, count, total = result.kind, result.count, result.total
         if count == 1:
             # Most windows of a sparse stream hold one event: total, min, max and average
-            # are the same amount.
-            amount = money_text(total)
+            # are the same amount (money_text, inlined).
+            amount = f"{total // 100}{fraction[total % 100]}"
             low = high = average = amount
         elif count:
             amount, low, high = money_text(total), money_text(result.min), money_text(result.max)
