@@ -15,16 +15,17 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from app.generator import GeneratorConfig, generate
 from app.kafka_admin import true_end_offsets
 from app.kafka_io import TopicRecord, read_until
 from app.produce import send_records
 from app.records import Transaction, encode_transaction, parse_time, transaction_key
+from app.replay import committed_offsets
 from app.testing import async_wait_until
 
-from .conftest import Worker, WorkerFactory
+from .conftest import PARTITIONS, Worker, WorkerFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -183,6 +184,20 @@ async def test_two_workers_share_partitions_and_survive_losing_one(
     await assert_windows_exact(first, ground_truth(txs), timeout=120)
 
 
+async def _source_ends(workers: WorkerFactory) -> dict[int, int]:
+    """End offset of each partition of the test's transactions topic."""
+    topic = workers.topics.transactions
+    ends = await true_end_offsets(
+        workers.bootstrap, [TopicPartition(topic, p) for p in range(PARTITIONS)])
+    return {tp.partition: offset for tp, offset in ends.items()}
+
+
+async def _committed(workers: WorkerFactory) -> dict[int, int]:
+    """The worker group's committed offset of each transactions partition (-1: none)."""
+    return await committed_offsets(workers.bootstrap, f"{workers.app_id}-v1",
+                                   workers.topics.transactions, PARTITIONS)
+
+
 async def test_sigterm_stops_within_seconds_and_commits_what_was_processed(
         workers: WorkerFactory) -> None:
     txs = make_input(2_000, customers=100, seed=13)
@@ -198,18 +213,7 @@ async def test_sigterm_stops_within_seconds_and_commits_what_was_processed(
     assert code == 0, worker.process.log_text()[-2000:]
     assert elapsed < 10, f"took {elapsed:.1f}s to stop"
 
-    topic = workers.topics.transactions
-    tps = [TopicPartition(topic, p) for p in range(4)]
-    ends = await true_end_offsets(workers.bootstrap, tps)
-    # A group member that never subscribes only asks for the group's committed offsets.
-    reader = AIOKafkaConsumer(bootstrap_servers=workers.bootstrap,
-                              group_id=f"{workers.app_id}-v1", enable_auto_commit=False)
-    await reader.start()
-    try:
-        committed = {tp: await reader.committed(tp) for tp in tps}
-    finally:
-        await reader.stop()
-    assert committed == ends
+    assert await _committed(workers) == await _source_ends(workers)
 
     # And the state written at shutdown is what a restarted worker serves.
     restarted = workers.start("w1-again", datadir=worker.datadir)
@@ -223,20 +227,13 @@ async def test_a_pause_in_the_input_flushes_and_commits_without_waiting_for_the_
     worker = workers.start("w1", flush_interval="1h")
     await send(workers, txs, rate=None)
 
-    topic = workers.topics.transactions
-    tps = [TopicPartition(topic, p) for p in range(4)]
-    ends = await true_end_offsets(workers.bootstrap, tps)
-    reader = AIOKafkaConsumer(bootstrap_servers=workers.bootstrap,
-                              group_id=f"{workers.app_id}-v1", enable_auto_commit=False)
-    await reader.start()
-    try:
-        async def all_committed() -> bool:
-            return {tp: await reader.committed(tp) for tp in tps} == ends
+    ends = await _source_ends(workers)
 
-        await async_wait_until(all_committed, timeout=30,
-                               message="offsets were not committed once the input paused")
-    finally:
-        await reader.stop()
+    async def all_committed() -> bool:
+        return await _committed(workers) == ends
+
+    await async_wait_until(all_committed, timeout=30, interval=0.5,
+                           message="offsets were not committed once the input paused")
     # The state was written before the offsets: a worker on the same data dir serves it
     # without re-reading the input.
     worker.process.kill()
