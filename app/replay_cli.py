@@ -6,6 +6,7 @@ import asyncio
 import sys
 import time
 from collections import deque
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
@@ -38,6 +39,18 @@ class UsageError(ValueError):
 def _fail(command: str, message: str, code: int) -> NoReturn:
     print(f"txstream {command}: {message}", file=sys.stderr, flush=True)
     raise SystemExit(code)
+
+
+async def _exit_with(command: str, run: Awaitable[int]) -> None:
+    """Await a command's work; a usage error exits 2, a failure 1, a nonzero result with it."""
+    try:
+        code = await run
+    except UsageError as exc:
+        _fail(command, str(exc), 2)
+    except (TxstreamError, LookupError) as exc:
+        _fail(command, str(exc), 1)
+    if code:
+        raise SystemExit(code)
 
 
 def _note(command: str, message: str) -> None:
@@ -396,17 +409,13 @@ def register_report_commands(app: TxApp) -> None:
     async def report(self: Any, window: str | None, from_: str | None, to: str | None,
                      customer: str | None, fmt: str, include_late: bool, check: bool) -> None:
         """Count, total and average per window over the whole transactions topic."""
-        try:
+        async def run() -> int:
             options = parse_report_options(app.settings, window=window, from_=from_, to=to,
                                            customer=customer, fmt=fmt,
                                            include_late=include_late, check=check)
-            code = await _report(app, options)
-        except UsageError as exc:
-            _fail("report", str(exc), 2)
-        except (TxstreamError, LookupError) as exc:
-            _fail("report", str(exc), 1)
-        if code:
-            raise SystemExit(code)
+            return await _report(app, options)
+
+        await _exit_with("report", run())
 
     @app.command(
         option("--to-version", default=None, metavar="N",
@@ -428,13 +437,6 @@ def register_report_commands(app: TxApp) -> None:
                      drop_old: bool, drop: str | None, force: bool,
                      timeout: str | None) -> None:
         """Rebuild every table from the start of transactions under a new state version."""
-        try:
-            code = await _replay(app, self, to_version=to_version, web_port=web_port,
-                                 resume=resume, drop_old=drop_old, drop=drop, force=force,
-                                 timeout=timeout)
-        except UsageError as exc:
-            _fail("replay", str(exc), 2)
-        except (TxstreamError, LookupError) as exc:
-            _fail("replay", str(exc), 1)
-        if code:
-            raise SystemExit(code)
+        await _exit_with("replay", _replay(app, self, to_version=to_version, web_port=web_port,
+                                           resume=resume, drop_old=drop_old, drop=drop,
+                                           force=force, timeout=timeout))
