@@ -99,6 +99,8 @@ def window_result_records(results: Iterable[WindowResult]) -> Iterator[tuple[byt
                                   **window_json(start_ms, end_ms, 0, total, 0, 0)})
             yield customer.encode(), value, end_ms
             continue
+        # The result_id is WindowResult.result_id, written from the texts at hand (this
+        # loop runs per output record); tests/unit/test_outputs.py checks they agree.
         yield customer.encode(), (
             f'{{"result_id":"{kind}:{customer}:{start_ms}","kind":"{kind}",'
             f'"customer_id":{customer},"start":"{start}","end":"{end}","count":{count},'
@@ -109,7 +111,7 @@ def window_result_records(results: Iterable[WindowResult]) -> Iterator[tuple[byt
 def encode_alert(alert: Alert) -> bytes:
     """An alert: the customer, the window, its total when it passed the threshold."""
     return (
-        f'{{"alert_id":"{alert.customer_id}:{alert.window_start_ms}",'
+        f'{{"alert_id":"{alert.alert_id}",'
         f'"customer_id":{alert.customer_id},'
         f'"window_start":"{format_time(alert.window_start_ms)}",'
         f'"window_end":"{format_time(alert.window_end_ms)}",'
@@ -123,7 +125,7 @@ def encode_alert(alert: Alert) -> bytes:
 def encode_session(session: SessionResult) -> bytes:
     """A closed session: first and last event, count, amounts, duration in seconds."""
     return (
-        f'{{"session_id":"{session.customer_id}:{session.start_ms}",'
+        f'{{"session_id":"{session.session_id}",'
         f'"customer_id":{session.customer_id},'
         f'"start":"{format_time(session.start_ms)}","end":"{format_time(session.end_ms)}",'
         f'"count":{session.count},"total":{money_text(session.total)},'

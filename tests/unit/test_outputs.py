@@ -122,5 +122,8 @@ def test_window_result_records_of_a_run_match_one_by_one(
                             1_773_300_000_000 + start + length, len(amounts), sum(amounts),
                             min(amounts), max(amounts))
                for customer, start, length, amounts in rows]
-    assert list(window_result_records(results)) == [
+    records = list(window_result_records(results))
+    assert records == [
         (str(r.customer_id).encode(), encode_window_result(r), r.end_ms) for r in results]
+    assert [orjson.loads(value)["result_id"] for _, value, _ in records] == [
+        r.result_id for r in results]
