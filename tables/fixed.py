@@ -83,15 +83,9 @@ class FixedWindowState(KindState[CustomerWindows]):
             message = f"fixed windows are tumbling or hopping, not {kind.value}"
             raise ValueError(message)
 
-    def _new_customer(self) -> CustomerWindows:
-        return CustomerWindows()
-
-    def _customer_offset(self, state: CustomerWindows) -> int:
-        return state.offset
-
     def apply_batch(self, records: Records, out: Outputs,
                     marks: dict[int, int] | None = None) -> list[int]:
-        """:meth:`KindState.apply_batch` with the per-event path inlined.
+        """:meth:`KindState.apply_batch`, the per-event work inlined.
 
         This loop runs once per event and window (five hopping windows per event); method
         calls and attribute lookups per event were most of its cost.
@@ -115,10 +109,10 @@ class FixedWindowState(KindState[CustomerWindows]):
             customer_id = tx.customer_id
             state = customers.get(customer_id)
             if state is not None and offset <= state.offset:
-                # Rare (the store was ahead of the changelog): the per-event path handles it.
-                self.offset, watermark.max_event_ms, watermark.value = applied, max_event, value
-                self.apply(offset, tx, out)
-                applied, max_event, value = self.offset, watermark.max_event_ms, watermark.value
+                applied = offset  # rare: the store was ahead of the changelog
+                watermark.max_event_ms, watermark.value = max_event, value
+                self._rewrite_seen(customer_id, tx)
+                max_event, value = watermark.max_event_ms, watermark.value
                 if marks and offset in marks:
                     marks[offset] = value
                 continue
@@ -176,37 +170,6 @@ class FixedWindowState(KindState[CustomerWindows]):
         watermark.max_event_ms, watermark.value = max_event, value
         self.late += late_count
         return late_offsets
-
-    def _apply(self, state: CustomerWindows, offset: int, tx: TransactionLike,
-               out: Outputs) -> bool:
-        state.offset = offset
-        t = tx.event_time_ms
-        size = self.size
-        watermark = self.watermark.value
-        windows = state.windows
-        late = False
-        for start in hopping_starts(t, size, self.step):
-            end = start + size
-            window = windows.get(start)
-            if end <= watermark or (window is not None and window[FLAGS] & CLOSED):
-                late = True
-                continue
-            cents = tx.amount_cents
-            if window is None:
-                window = windows[start] = [start, 1, cents, cents, cents, 0]
-                self._due.push(end, (tx.customer_id, window, windows))
-            else:
-                window[COUNT] += 1
-                window[TOTAL] += cents
-                window[MIN] = min(window[MIN], cents)
-                window[MAX] = max(window[MAX], cents)
-            threshold = self.threshold
-            if threshold is not None and window[TOTAL] > threshold and not (
-                    window[FLAGS] & ALERTED):
-                window[FLAGS] |= ALERTED
-                out.alerts.append(Alert(tx.customer_id, start, end, window[COUNT],
-                                        window[TOTAL], threshold, tx.tx_id, t))
-        return late
 
     def _would_be_late(self, tx: TransactionLike) -> bool:
         first = hopping_starts(tx.event_time_ms, self.size, self.step)[0]

@@ -13,7 +13,7 @@ from .schedule import DueQueue, Schedule
 from .watermark import Watermark
 from .windows import WindowConfig
 
-__all__ = ["META_KEY", "KindState", "Records"]
+__all__ = ["META_KEY", "KindState", "PerEventKindState", "Records"]
 
 #: Key of the per-partition record in every kind's table. Customer keys are decimal digits,
 #: so it cannot collide; it is written last in every flush (see :meth:`KindState.dump_dirty`).
@@ -55,34 +55,7 @@ class KindState(ABC, Generic[C]):
 
     # -- processing ---------------------------------------------------------------------
 
-    def apply(self, offset: int, tx: TransactionLike, out: Outputs) -> bool | None:
-        """Apply one event; True if it was late here, False if applied, None if seen before."""
-        if offset <= self.offset:
-            return None
-        self.offset = offset
-        self._meta_dirty = True
-        customer_id = tx.customer_id
-        state = self.customers.get(customer_id)
-        if state is None:
-            state = self.customers[customer_id] = self._new_customer()
-        elif offset <= self._customer_offset(state):
-            # This customer's record already holds the event: the local store was ahead of
-            # the last complete flush when the worker died. Write it again so the changelog
-            # catches up with the store.
-            self.dirty.add(customer_id)
-            if self._would_be_late(tx):
-                # Its late output went out before that record was written; the count lives
-                # in the partition record, which is older, so count it again here.
-                self.late += 1
-            self.watermark.observe(tx.event_time_ms)
-            return None
-        self.dirty.add(customer_id)
-        late = self._apply(state, offset, tx, out)
-        self.watermark.observe(tx.event_time_ms)
-        if late:
-            self.late += 1
-        return late
-
+    @abstractmethod
     def apply_batch(self, records: Records, out: Outputs,
                     marks: dict[int, int] | None = None) -> list[int]:
         """Apply a batch in offset order (skipping invalid records); return the late offsets.
@@ -93,48 +66,19 @@ class KindState(ABC, Generic[C]):
         after the other because each is a state machine of its own and windows close
         only once the batch is in (:meth:`advance`).
         """
-        late_offsets: list[int] = []
-        customers, dirty_add = self.customers, self.dirty.add
-        new_customer, apply_one = self._new_customer, self._apply
-        watermark = self.watermark
-        applied = self.offset
-        late_count = 0
-        for offset, tx in records:
-            if tx is None:
-                continue
-            if offset <= applied:
-                if marks and offset in marks:
-                    marks[offset] = watermark.value
-                continue
-            customer_id = tx.customer_id
-            state = customers.get(customer_id)
-            if state is not None and offset <= self._customer_offset(state):
-                # Rare (the store was ahead of the changelog): the per-event path handles it.
-                self.offset = applied
-                self.apply(offset, tx, out)
-                applied = self.offset
-                if marks and offset in marks:
-                    marks[offset] = watermark.value
-                continue
-            applied = offset
-            if state is None:
-                state = customers[customer_id] = new_customer()
-            dirty_add(customer_id)
-            late = apply_one(state, offset, tx, out)
-            if tx.event_time_ms > watermark.max_event_ms:
-                watermark.observe(tx.event_time_ms)
-            if late:
-                late_count += 1
-                late_offsets.append(offset)
-                if marks is not None:
-                    marks[offset] = watermark.value
-            elif marks and offset in marks:
-                marks[offset] = watermark.value
-        if applied != self.offset:
-            self.offset = applied
-            self._meta_dirty = True
-        self.late += late_count
-        return late_offsets
+
+    def _rewrite_seen(self, customer_id: int, tx: TransactionLike) -> None:
+        """An event that its customer's record already holds, at an offset past this kind's.
+
+        The local store was ahead of the last complete flush when the worker died: write
+        the record again so the changelog catches up with the store.
+        """
+        self.dirty.add(customer_id)
+        if self._would_be_late(tx):
+            # Its late output went out before that record was written; the count lives
+            # in the partition record, which is older, so count it again here.
+            self.late += 1
+        self.watermark.observe(tx.event_time_ms)
 
     def add_counts(self, counts: dict[str, int], last_offset: int) -> None:
         """Add partition counters for records up to ``last_offset`` that were not events."""
@@ -197,15 +141,6 @@ class KindState(ABC, Generic[C]):
     # -- per kind ---------------------------------------------------------------------
 
     @abstractmethod
-    def _new_customer(self) -> C: ...
-
-    @abstractmethod
-    def _customer_offset(self, state: C) -> int: ...
-
-    @abstractmethod
-    def _apply(self, state: C, offset: int, tx: TransactionLike, out: Outputs) -> bool: ...
-
-    @abstractmethod
     def _would_be_late(self, tx: TransactionLike) -> bool: ...
 
     @abstractmethod
@@ -219,3 +154,61 @@ class KindState(ABC, Generic[C]):
 
     @abstractmethod
     def _load(self, data: Any) -> C: ...
+
+
+class PerEventKindState(KindState[C]):
+    """A kind whose batch loop calls :meth:`_apply` for each event (sliding, sessions)."""
+
+    def apply_batch(self, records: Records, out: Outputs,
+                    marks: dict[int, int] | None = None) -> list[int]:
+        """:meth:`KindState.apply_batch`, calling :meth:`_apply` once per event."""
+        late_offsets: list[int] = []
+        customers, dirty_add = self.customers, self.dirty.add
+        new_customer, apply_one = self._new_customer, self._apply
+        watermark = self.watermark
+        applied = self.offset
+        late_count = 0
+        for offset, tx in records:
+            if tx is None:
+                continue
+            if offset <= applied:
+                if marks and offset in marks:
+                    marks[offset] = watermark.value
+                continue
+            customer_id = tx.customer_id
+            state = customers.get(customer_id)
+            if state is not None and offset <= self._customer_offset(state):
+                applied = offset  # rare: the store was ahead of the changelog
+                self._rewrite_seen(customer_id, tx)
+                if marks and offset in marks:
+                    marks[offset] = watermark.value
+                continue
+            applied = offset
+            if state is None:
+                state = customers[customer_id] = new_customer()
+            dirty_add(customer_id)
+            late = apply_one(state, offset, tx, out)
+            if tx.event_time_ms > watermark.max_event_ms:
+                watermark.observe(tx.event_time_ms)
+            if late:
+                late_count += 1
+                late_offsets.append(offset)
+                if marks is not None:
+                    marks[offset] = watermark.value
+            elif marks and offset in marks:
+                marks[offset] = watermark.value
+        if applied != self.offset:
+            self.offset = applied
+            self._meta_dirty = True
+        self.late += late_count
+        return late_offsets
+
+    @abstractmethod
+    def _new_customer(self) -> C: ...
+
+    @abstractmethod
+    def _customer_offset(self, state: C) -> int: ...
+
+    @abstractmethod
+    def _apply(self, state: C, offset: int, tx: TransactionLike, out: Outputs) -> bool:
+        """Apply one new event of one customer; True if it was late for this kind."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .aggregate import Aggregate
-from .kindstate import KindState
+from .kindstate import PerEventKindState
 from .outputs import Outputs, SessionResult, TransactionLike
 from .schedule import TimeQueue
 from .windows import WindowConfig, WindowKind
@@ -50,7 +50,7 @@ class CustomerSessions:
         self.sessions: list[SessionEntry] = sessions if sessions is not None else []
 
 
-class SessionState(KindState[CustomerSessions]):
+class SessionState(PerEventKindState[CustomerSessions]):
     """Sessions with inactivity gap ``gap``: each event spans ``[t, t + gap)``; spans that
     overlap form one session, which closes when the watermark reaches ``last + gap``.
 

@@ -6,7 +6,7 @@ from bisect import bisect_right
 from typing import Any
 
 from .aggregate import Aggregate
-from .kindstate import KindState
+from .kindstate import PerEventKindState
 from .outputs import Outputs, TransactionLike, WindowResult
 from .schedule import TimeQueue
 from .windows import WindowConfig, WindowKind
@@ -37,7 +37,7 @@ class CustomerEvents:
         return list(zip(self.times, self.amounts, strict=True))
 
 
-class SlidingState(KindState[CustomerEvents]):
+class SlidingState(PerEventKindState[CustomerEvents]):
     """Sliding windows ``(t - size, t]``, one per distinct event time ``t`` of a customer.
 
     The window ending at ``t`` closes when the watermark passes ``t``; an event whose own

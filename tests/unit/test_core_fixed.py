@@ -279,7 +279,7 @@ def test_hopping__late_for_closed_windows_counted_in_open_ones() -> None:
 def test_hopping__never_alerts() -> None:
     state = FixedWindowState(WindowKind.HOPPING, CONFIG)
     out = Outputs()
-    state.apply(0, Tx("a", 1, 10**9, at("14:00")), out)
+    state.apply_batch([(0, Tx("a", 1, 10**9, at("14:00")))], out)
     assert (state.threshold, out) == (None, Outputs())
 
 
