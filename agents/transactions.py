@@ -12,13 +12,7 @@ from faust.types import TP
 
 from app.exceptions import InvalidRecord
 from app.metrics import OutputCounters
-from app.outputs import (
-    dead_letter_headers,
-    encode_alert,
-    encode_late,
-    encode_session,
-    window_result_records,
-)
+from app.outputs import dead_letter_headers
 from app.records import Transaction, parse_transaction
 from tables.faust_tables import TableWrite, dirty_records, load_partition, store_records
 from tables.outputs import Outputs
@@ -26,6 +20,7 @@ from tables.partition import PartitionState
 from tables.windows import WindowConfig
 
 from .batches import RecordBatches, SentBatch
+from .emit import append_outputs
 from .throughput import Throughput
 
 if TYPE_CHECKING:
@@ -166,28 +161,9 @@ class Pipeline:
         return RecordBatches(self.app.producer._ensure_producer())  # type: ignore[attr-defined]
 
     def _send(self, batches: RecordBatches, partition: int, out: Outputs) -> None:
-        if not out:
-            return
-        self.outputs_sent.add(partition, out)
-        topics = self.topics
-        if out.alerts:
-            append = batches.to(topics.alerts, partition).append
-            for alert in out.alerts:
-                append(str(alert.customer_id).encode(), encode_alert(alert), alert.event_time_ms)
-        if out.results:
-            append = batches.to(topics.window_results, partition).append
-            for key, value, timestamp_ms in window_result_records(out.results):
-                append(key, value, timestamp_ms)
-        if out.sessions:
-            append = batches.to(topics.sessions, partition).append
-            for session in out.sessions:
-                append(str(session.customer_id).encode(), encode_session(session),
-                       session.end_ms)
-        if out.late:
-            append = batches.to(topics.late, partition).append
-            for late in out.late:
-                append(str(late.tx.customer_id).encode(), encode_late(late, partition),
-                       late.tx.event_time_ms)
+        if out:
+            self.outputs_sent.add(partition, out)
+            append_outputs(batches, self.topics, partition, out)
 
     def _dead_letter(self, batches: RecordBatches, tp: TP, record: Any,
                            reason: str) -> None:
@@ -221,9 +197,8 @@ class Pipeline:
             for write in dirty_records(self.app.state_tables, state):
                 store_records(write)
                 changelog = write.changelog
-                append = batches.to(changelog, partition).append
-                for key, value in write.records:
-                    append(key, value, None)
+                batches.to(changelog, partition).extend(
+                    (key, value, None) for key, value in write.records)
                 writes.append(write)
             flushed.append(tp)
         sent = await batches.submit()

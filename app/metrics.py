@@ -56,10 +56,12 @@ class OutputCounters:
         """Count what one ``Outputs`` of ``partition`` sends."""
         if out.alerts:
             self.alerts[partition] += len(out.alerts)
+        for run in out.runs:
+            self.window_results[partition, run.kind] += len(run.windows)
         # Results come grouped by kind (each kind closes its windows in turn): count the
-        # runs in C rather than one Python step per result.
-        for kind, run in groupby(out.results, _KIND):
-            self.window_results[partition, kind] += len(list(run))
+        # groups in C rather than one Python step per result.
+        for kind, results in groupby(out.results, _KIND):
+            self.window_results[partition, kind] += len(list(results))
         if out.sessions:
             self.sessions[partition] += len(out.sessions)
         if out.late:

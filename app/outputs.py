@@ -8,20 +8,24 @@ from typing import Any
 import orjson
 
 from tables.aggregate import average_in_cents
-from tables.outputs import Alert, LateEvent, SessionResult, WindowResult
+from tables.outputs import Alert, LateEvent, SessionResult, WindowResult, WindowRun
 
 from .records import cents_to_float_exact, format_time
 
 __all__ = [
+    "alert_records",
     "dead_letter_headers",
     "encode_alert",
     "encode_late",
     "encode_session",
     "encode_window_result",
+    "late_records",
     "money",
     "money_text",
+    "session_records",
     "window_json",
     "window_result_records",
+    "window_run_records",
 ]
 
 
@@ -106,6 +110,62 @@ def window_result_records(results: Iterable[WindowResult]) -> Iterator[tuple[byt
             f'"customer_id":{customer},"start":"{start}","end":"{end}","count":{count},'
             f'"total":{amount},"min":{low},"max":{high},"average":{average}}}'
         ).encode(), end_ms
+
+
+def window_run_records(runs: Iterable[WindowRun]) -> Iterator[tuple[bytes, bytes, int]]:
+    """``(key, value, timestamp)`` of each window's record on ``window-results``, run by run.
+
+    A run's windows share kind and bounds, so the text around the customer and the
+    amounts is written once per run.
+    """
+    fraction = _FRACTION
+    for run in runs:
+        kind, start_ms, end_ms = run.kind, run.start_ms, run.end_ms
+        start, end = format_time(start_ms), format_time(end_ms)
+        head = f'{{"result_id":"{kind}:'
+        middle = f':{start_ms}","kind":"{kind}","customer_id":'
+        bounds = f',"start":"{start}","end":"{end}","count":'
+        for customer_id, window in run.windows:
+            count, total = window[1], window[2]
+            customer = str(customer_id)
+            if count == 1:
+                # Most windows of a sparse stream hold one event: total, min, max and
+                # average are the same amount (money_text, inlined).
+                amount = f"{total // 100}{fraction[total % 100]}"
+                value = (f'{head}{customer}{middle}{customer}{bounds}1,"total":{amount},'
+                         f'"min":{amount},"max":{amount},"average":{amount}}}')
+            elif count:
+                value = (f'{head}{customer}{middle}{customer}{bounds}{count},'
+                         f'"total":{money_text(total)},"min":{money_text(window[3])},'
+                         f'"max":{money_text(window[4])},'
+                         f'"average":{money_text(average_in_cents(total, count))}}}')
+            else:
+                value = orjson.dumps({"result_id": f"{kind}:{customer}:{start_ms}",
+                                      "kind": kind, "customer_id": customer_id,
+                                      **window_json(start_ms, end_ms, 0, total, 0, 0)}).decode()
+            # The result_id is WindowResult.result_id, written from the texts at hand;
+            # tests/unit/test_outputs.py checks they agree.
+            yield customer.encode(), value.encode(), end_ms
+
+
+def alert_records(alerts: Iterable[Alert]) -> Iterator[tuple[bytes, bytes, int]]:
+    """``(key, value, timestamp)`` of each alert's record on ``alerts``."""
+    for alert in alerts:
+        yield str(alert.customer_id).encode(), encode_alert(alert), alert.event_time_ms
+
+
+def session_records(sessions: Iterable[SessionResult]) -> Iterator[tuple[bytes, bytes, int]]:
+    """``(key, value, timestamp)`` of each closed session's record on ``sessions``."""
+    for session in sessions:
+        yield str(session.customer_id).encode(), encode_session(session), session.end_ms
+
+
+def late_records(late_events: Iterable[LateEvent],
+                 partition: int) -> Iterator[tuple[bytes, bytes, int]]:
+    """``(key, value, timestamp)`` of each late event's record on ``late-transactions``."""
+    for late in late_events:
+        yield (str(late.tx.customer_id).encode(), encode_late(late, partition),
+               late.tx.event_time_ms)
 
 
 def encode_alert(alert: Alert) -> bytes:

@@ -121,7 +121,7 @@ class WindowReport:
             state = self.states[partition] = PartitionState(partition, self.config, _TUMBLING)
         out = state.apply(records)
         customer = self.customer
-        for result in out.results:
+        for result in out.window_results():
             if customer is None or result.customer_id == customer:
                 self._add(self._closed, result.start_ms,
                           Aggregate(result.count, result.total, result.min, result.max))

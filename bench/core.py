@@ -1,4 +1,4 @@
-"""The pipeline's CPU work without Kafka: parse, apply, encode outputs, dump state.
+"""The pipeline's CPU work without Kafka: parse, apply, encode and append outputs, dump state.
 
 Runs the benchmark's data set through the same functions the worker calls, in the same
 batch and flush rhythm, and prints microseconds per event for each stage. It isolates the
@@ -15,11 +15,13 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
+from agents.batches import RecordBatches
+from agents.emit import append_outputs
 from agents.transactions import window_config
 from app.gctuning import tune_gc
-from app.outputs import encode_alert, encode_late, encode_session, window_result_records
 from app.records import Transaction, parse_transaction
 from app.settings import Settings
+from app.topics import TopicNames
 from tables.outputs import Outputs
 from tables.partition import KINDS, PartitionState
 
@@ -30,17 +32,12 @@ __all__ = ["main"]
 PARTITIONS = 4
 
 
-def _encode(out: Outputs, partition: int) -> int:
-    size = 0
-    for alert in out.alerts:
-        size += len(encode_alert(alert))
-    for key, value, _ in window_result_records(out.results):
-        size += len(key) + len(value)
-    for session in out.sessions:
-        size += len(encode_session(session))
-    for late in out.late:
-        size += len(encode_late(late, partition))
-    return size
+def _send(out: Outputs, partition: int, topics: TopicNames) -> int:
+    """Encode and append the outputs as the worker does; the built batches are dropped."""
+    batches = RecordBatches(producer=None)
+    append_outputs(batches, topics, partition, out)
+    return (len(out.alerts) + sum(len(run.windows) for run in out.runs) + len(out.results)
+            + len(out.sessions) + len(out.late))
 
 
 def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: int,
@@ -52,7 +49,9 @@ def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: 
     for key, value, _ in records:
         partition = int(key) % PARTITIONS
         by_partition[partition].append((len(by_partition[partition]), key, value))
-    config = window_config(Settings.load())
+    settings = Settings.load()
+    config = window_config(settings)
+    topics = TopicNames(settings.topic_prefix)
     states = {p: PartitionState(p, config, kinds) for p in by_partition}
     tune_gc()  # as the worker does at start
     spent: dict[str, float] = defaultdict(float)
@@ -75,20 +74,22 @@ def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: 
             t1 = clock()
             out = states[partition].apply(parsed)
             t2 = clock()
-            _encode(out, partition)
+            counts["outputs"] += _send(out, partition, topics)
             t3 = clock()
             spent["parse"] += t1 - t0
             spent["apply"] += t2 - t1
-            spent["encode"] += t3 - t2
-            counts["outputs"] += (len(out.alerts) + len(out.results) + len(out.sessions)
-                                  + len(out.late))
+            spent["send"] += t3 - t2
             since_flush += len(chunk)
             if since_flush >= flush_every:
                 since_flush = 0
                 t4 = clock()
-                for state in states.values():
-                    for kind_state in state.kinds.values():
-                        counts["state records"] += len(kind_state.dump_dirty())
+                changelogs = RecordBatches(producer=None)
+                for partition_state in states.values():
+                    for kind, kind_state in partition_state.kinds.items():
+                        records = kind_state.dump_dirty()
+                        changelogs.to(kind, partition_state.partition).extend(
+                            (key, value, None) for key, value in records)
+                        counts["state records"] += len(records)
                 spent["dump"] += clock() - t4
     total = sum(spent.values())
     print(f"{events:,} events over {hours:g} h, {customers:,} customers, kinds {','.join(kinds)}, "

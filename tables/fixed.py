@@ -6,7 +6,7 @@ from typing import Any
 
 from .aggregate import Aggregate
 from .kindstate import KindState, Records
-from .outputs import Alert, Outputs, TransactionLike, WindowResult
+from .outputs import Alert, Outputs, TransactionLike, WindowRun
 from .schedule import DueQueue
 from .windows import WindowConfig, WindowKind, hopping_starts
 
@@ -178,26 +178,27 @@ class FixedWindowState(KindState[CustomerWindows]):
     def _close(self, watermark: int, out: Outputs) -> None:
         # A scheduled window stays in its customer's dict until it has closed and expired:
         # only expiry removes windows, and loading a state rebuilds the schedules.
-        kind, dirty_add, results = self.kind, self.dirty.add, out.results
+        kind, dirty, runs = self.kind, self.dirty, out.runs
         size, retention = self.size, self.config.retention_ms
         # Epoch-aligned windows close by whole buckets (every customer's window ending at
-        # 14:05): handle a bucket at once and schedule its expiry as one bucket.
+        # 14:05): a bucket becomes one run of results, and one bucket of the expiry schedule.
         for end, bucket in self._due.pop_buckets(watermark):
-            start = end - size
-            for customer_id, window, _ in bucket:
-                if window[FLAGS] & CLOSED:
-                    continue
-                window[FLAGS] |= CLOSED
-                dirty_add(customer_id)
-                results.append(WindowResult(kind, customer_id, start, end, window[COUNT],
-                                            window[TOTAL], window[MIN], window[MAX]))
+            # A window restored closed (its customer's record newer than the partition's) has
+            # had its result already.
+            closing = [(customer_id, window) for customer_id, window, _ in bucket
+                       if not window[FLAGS] & CLOSED]
+            if closing:
+                for _, window in closing:
+                    window[FLAGS] |= CLOSED
+                dirty.update([customer_id for customer_id, _ in closing])
+                runs.append(WindowRun(kind, end - size, end, closing))
             self._expiry.push_all(end + retention, bucket)
         for expiry, bucket in self._expiry.pop_buckets(watermark):
             start = expiry - retention - size
             for customer_id, window, windows in bucket:
                 if windows.get(start) is window:
                     del windows[start]
-                    dirty_add(customer_id)
+                    dirty.add(customer_id)
 
     def _schedule(self, customer_id: int, state: CustomerWindows) -> None:
         windows = state.windows

@@ -6,10 +6,12 @@ each field through ``object.__setattr__``, and the core creates one per closed w
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["Alert", "LateEvent", "Outputs", "SessionResult", "TransactionLike", "WindowResult"]
+__all__ = ["Alert", "LateEvent", "Outputs", "SessionResult", "TransactionLike", "WindowResult",
+           "WindowRun"]
 
 
 class TransactionLike(Protocol):
@@ -42,6 +44,28 @@ class WindowResult:
     def result_id(self) -> str:
         """Deterministic id: the same window always gets the same id."""
         return f"{self.kind}:{self.customer_id}:{self.start_ms}"
+
+
+@dataclass(slots=True)
+class WindowRun:
+    """Fixed windows of one kind that closed together: the same bounds, one per customer.
+
+    Epoch-aligned windows close by the thousand at each boundary. A run holds each
+    window's ``(customer_id, entry)``, the entry being the state's own ``[start, count,
+    total, min, max, flags]`` list (a closed window never changes), instead of a
+    :class:`WindowResult` object per window: creating those was a tenth of the worker's CPU.
+    """
+
+    kind: str
+    start_ms: int
+    end_ms: int
+    windows: Sequence[tuple[int, Sequence[int]]]
+
+    def results(self) -> Iterator[WindowResult]:
+        """The run as one :class:`WindowResult` per window."""
+        kind, start, end = self.kind, self.start_ms, self.end_ms
+        for customer_id, (_, count, total, low, high, *_) in self.windows:
+            yield WindowResult(kind, customer_id, start, end, count, total, low, high)
 
 
 @dataclass(slots=True)
@@ -96,21 +120,39 @@ class LateEvent:
     watermark_ms: int
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Outputs:
-    """Everything one batch or tick produced, in the order it happened."""
+    """Everything one batch or tick produced, in the order it happened.
+
+    Fixed windows' results are in ``runs``, sliding windows' in ``results``; every kind's
+    are in :meth:`window_results`.
+    """
 
     alerts: list[Alert] = field(default_factory=list)
+    runs: list[WindowRun] = field(default_factory=list)
     results: list[WindowResult] = field(default_factory=list)
     sessions: list[SessionResult] = field(default_factory=list)
     late: list[LateEvent] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.alerts or self.results or self.sessions or self.late)
+        return bool(self.alerts or self.runs or self.results or self.sessions or self.late)
+
+    def __eq__(self, other: object) -> bool:
+        # Whether a result travels in a run or on its own is how it was produced, not
+        # what it is: equal outputs hold the same records in the same order.
+        if not isinstance(other, Outputs):
+            return NotImplemented
+        return (self.alerts == other.alerts and self.window_results() == other.window_results()
+                and self.sessions == other.sessions and self.late == other.late)
+
+    def window_results(self) -> list[WindowResult]:
+        """Every closed window's result: fixed kinds' runs (they close first), then the rest."""
+        return [result for run in self.runs for result in run.results()] + self.results
 
     def extend(self, other: Outputs) -> None:
         """Append another batch's outputs."""
         self.alerts.extend(other.alerts)
+        self.runs.extend(other.runs)
         self.results.extend(other.results)
         self.sessions.extend(other.sessions)
         self.late.extend(other.late)

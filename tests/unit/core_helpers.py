@@ -185,6 +185,6 @@ def by_customer(out: Outputs) -> Outputs:
     than in an uninterrupted run; each customer's own sequence is what consumers rely on.
     """
     return Outputs(alerts=list(out.alerts),
-                   results=sorted(out.results, key=lambda r: r.customer_id),
+                   results=sorted(out.window_results(), key=lambda r: r.customer_id),
                    sessions=sorted(out.sessions, key=lambda s: s.customer_id),
                    late=list(out.late))

@@ -95,7 +95,7 @@ def test_tumbling__late_beyond_lateness_goes_to_late_and_never_changes_the_windo
     late_b = Tx("d", 2, 555, at("14:00"))         # a customer never seen, window closed
     on_time = Tx("e", 1, 1, at("14:05:00"))       # == watermark: on time
     out = ps.apply([(2, late_a), (3, late_b), (4, on_time)])
-    assert (first[1].results, out, fixed_rows(ps.tumbling, 1), fixed_rows(ps.tumbling, 2),
+    assert (first[1].window_results(), out, fixed_rows(ps.tumbling, 1), fixed_rows(ps.tumbling, 2),
             ps.late_counts(), ps.counter("events")) == (
         [_wr("tumbling", 1, "14:00", "14:05", 1, 100, 100, 100)],
         Outputs(late=[LateEvent(2, late_a, TUMBLING, at("14:05")),
@@ -126,7 +126,7 @@ def test_tumbling__each_window_result_exactly_once_over_many_batches() -> None:
     outs.append(ps.apply([(9, Tx("j", 3, 1, at("15:00")))]))
     outs.append(ps.advance(None))
     out = collect(outs)
-    assert (out.results, [late.offset for late in out.late]) == ([
+    assert (out.window_results(), [late.offset for late in out.late]) == ([
         _wr("tumbling", 1, "14:00", "14:05", 1, 100, 100, 100),
         _wr("tumbling", 2, "14:00", "14:05", 1, 200, 200, 200),
         _wr("tumbling", 1, "14:05", "14:10", 2, 700, 300, 400),
@@ -143,7 +143,7 @@ def test_tumbling__windows_of_unknown_customer() -> None:
 def test_tumbling__results_ids_are_kind_customer_start() -> None:
     ps = _tumbling()
     out = ps.apply(batch([Tx("a", 12, 100, at("14:01")), Tx("b", 13, 100, at("14:20"))]))
-    assert [r.result_id for r in out.results] == [f"tumbling:12:{at('14:00')}"]
+    assert [r.result_id for r in out.window_results()] == [f"tumbling:12:{at('14:00')}"]
 
 
 # -- alerts -----------------------------------------------------------------------------
@@ -203,7 +203,7 @@ def test_alert__never_for_a_window_that_stays_at_or_below() -> None:
         Tx("c", 1, 10, at("14:30")),
     ])
     out = collect(outs)
-    assert (out.alerts, out.results) == (
+    assert (out.alerts, out.window_results()) == (
         [], [_wr("tumbling", 1, "14:00", "14:05", 2, 500_000, 1, 499_999)])
 
 
@@ -306,7 +306,7 @@ def test_retention__closed_windows_stay_until_end_plus_retention() -> None:
         outs.append(ps.apply([(offset, tx)]))
         seen.append(fixed_rows(ps.tumbling, 1))
     kept = (at("14:00"), at("14:05"), 1, 100, 100, 100)
-    assert (seen, collect(outs).results) == (
+    assert (seen, collect(outs).window_results()) == (
         [[(*kept, False, False)], [(*kept, True, False)], [(*kept, True, False)], []],
         [_wr("tumbling", 1, "14:00", "14:05", 1, 100, 100, 100),
          _wr("tumbling", 2, "14:10", "14:15", 1, 1, 1, 1)],
@@ -325,7 +325,7 @@ def test_retention__expiry_is_written_to_the_state_record() -> None:
 def test_retention__zero_closes_and_removes_at_once() -> None:
     ps = PartitionState(0, dataclasses.replace(CONFIG, retention_ms=0), kinds=TUMBLING)
     out = ps.apply(batch([Tx("a", 1, 100, at("14:01")), Tx("b", 2, 1, at("14:06"))]))
-    assert (out.results, fixed_rows(ps.tumbling, 1), fixed_rows(ps.tumbling, 2)) == (
+    assert (out.window_results(), fixed_rows(ps.tumbling, 1), fixed_rows(ps.tumbling, 2)) == (
         [_wr("tumbling", 1, "14:00", "14:05", 1, 100, 100, 100)],
         [],
         [(at("14:05"), at("14:10"), 1, 1, 1, 1, False, False)],
@@ -380,7 +380,7 @@ def test_partition__windows_around_the_epoch() -> None:
         Tx("b", 1, 200, 0),                    # [0, 5 min): the epoch starts a window
         Tx("c", 1, 300, 5 * 60_000 + 5_000),   # watermark 5 min: both close
     ]))
-    assert (out.results, ps.watermark, ps.max_event_ms) == (
+    assert (out.window_results(), ps.watermark, ps.max_event_ms) == (
         [WindowResult("tumbling", 1, -300_000, 0, 1, 100, 100, 100),
          WindowResult("tumbling", 1, 0, 300_000, 1, 200, 200, 200)],
         300_000, 305_000)

@@ -67,7 +67,7 @@ def test_tunnel__burst_of_old_events_after_the_watermark_moved_on() -> None:
     state = (fixed_rows(ps.tumbling, 42), fixed_rows(ps.hopping, 42),
              sliding_rows(ps.sliding, 42), session_rows(ps.sessions, 42), ps.late_counts())
     later = ps.apply([(35, Tx("bg5", 1, 1000, at("14:30")))])  # watermark 14:29:55
-    assert (out, state, [r for r in later.results if r.customer_id == 42],
+    assert (out, state, [r for r in later.window_results() if r.customer_id == 42],
             [s for s in later.sessions if s.customer_id == 42]) == (
         Outputs(late=[LateEvent(offset, tx, LATE_FIXED_AND_SLIDING, at("14:19:55"))
                       for offset, tx in batch(burst, first_offset=5)]),
@@ -88,7 +88,7 @@ def test_tunnel__never_changes_closed_windows_of_the_same_customer() -> None:
     ps.apply(batch([Tx("a", 42, 100, at("14:10:30")), Tx("b", 1, 1, at("14:20"))]))
     burst = [Tx(f"t{i:02d}", 42, 600_000, at("14:10") + SEC * i) for i in range(30)]
     out = ps.apply(batch(burst, first_offset=2))
-    assert (len(out.late), out.alerts, out.results, fixed_rows(ps.tumbling, 42),
+    assert (len(out.late), out.alerts, out.window_results(), fixed_rows(ps.tumbling, 42),
             ps.late_counts()) == (
         30, [], [], [(at("14:10"), at("14:15"), 1, 100, 100, 100, True, False)],
         {"tumbling": 30})

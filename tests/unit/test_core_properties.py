@@ -72,13 +72,13 @@ def _key(record: object) -> tuple[object, ...]:
 
 
 def _final(out: Outputs) -> tuple[list[object], list[object], set[str]]:
-    return (sorted(out.results, key=_key), sorted(out.sessions, key=_key),
+    return (sorted(out.window_results(), key=_key), sorted(out.sessions, key=_key),
             {a.alert_id for a in out.alerts})
 
 
 def _no_repeats(out: Outputs) -> bool:
     # Ids are unique per output topic (an alert and a session may share "customer:start").
-    ids = ([r.result_id for r in out.results] + [f"s:{s.session_id}" for s in out.sessions]
+    ids = ([r.result_id for r in out.window_results()] + [f"s:{s.session_id}" for s in out.sessions]
            + [f"a:{a.alert_id}" for a in out.alerts])
     return len(ids) == len(set(ids))
 
@@ -99,7 +99,7 @@ def test_any_arrival_within_lateness_gives_the_windows_of_sorted_input(
 def test_totals_counts_and_window_numbers_add_up(events: list[Event], cuts: list[int]) -> None:
     ps, out = _run(_arrival_order(events), cuts)
     by_kind: dict[str, Counter[tuple[int, str]]] = {}
-    for r in out.results:
+    for r in out.window_results():
         counter = by_kind.setdefault(r.kind, Counter())
         counter[(r.customer_id, "count")] += r.count
         counter[(r.customer_id, "total")] += r.total
@@ -115,7 +115,7 @@ def test_totals_counts_and_window_numbers_add_up(events: list[Event], cuts: list
     distinct_times = {(e.tx.customer_id, e.tx.event_time_ms) for e in events}
     assert (by_kind["tumbling"], sessions,
             Counter({k: v * per_step for k, v in inputs.items()}), len(by_kind["sliding"]) > 0,
-            sorted((r.customer_id, r.end_ms) for r in out.results if r.kind == "sliding"),
+            sorted((r.customer_id, r.end_ms) for r in out.window_results() if r.kind == "sliding"),
             ps.late_counts(), ps.counter("events"),
             [fixed for kind in ("tumbling", "hopping")
              for c in (1, 2, 3) for fixed in getattr(ps, kind).windows_of(c)]) == (
@@ -128,7 +128,7 @@ def test_totals_counts_and_window_numbers_add_up(events: list[Event], cuts: list
 def test_alert_once_per_customer_window_above_threshold(events: list[Event],
                                                         cuts: list[int]) -> None:
     _, out = _run(_arrival_order(events), cuts)
-    above = {f"{r.customer_id}:{r.start_ms}" for r in out.results
+    above = {f"{r.customer_id}:{r.start_ms}" for r in out.window_results()
              if r.kind == "tumbling" and r.total > CONFIG.alert_threshold_cents}
     assert sorted(a.alert_id for a in out.alerts) == sorted(above)
 
@@ -176,7 +176,7 @@ def test_crash_restore_and_redelivery_give_the_uninterrupted_outputs(
 
     def by_id(out: Outputs) -> dict[str, object]:
         seen: dict[str, object] = {}
-        for key, record in ([(r.result_id, r) for r in out.results]
+        for key, record in ([(r.result_id, r) for r in out.window_results()]
                             + [(f"s:{s.session_id}", s) for s in out.sessions]
                             + [(f"a:{a.alert_id}", a) for a in out.alerts]):
             assert seen.setdefault(key, record) == record, key  # a repeat is identical

@@ -79,7 +79,7 @@ def _canon(outs: list[Outputs]) -> list[Outputs]:
 def _ids(out: Outputs) -> dict[str, object]:
     """Every output by its deterministic id; a repeated id must carry the same record."""
     seen: dict[str, object] = {}
-    records = ([(r.result_id, r) for r in out.results]
+    records = ([(r.result_id, r) for r in out.window_results()]
                + [(f"session:{s.session_id}", s) for s in out.sessions]
                + [(f"alert:{a.alert_id}", a) for a in out.alerts]
                + [(f"late:{late.offset}:{late.kinds}", late) for late in out.late])
@@ -110,7 +110,7 @@ def test_scenario__alerts_and_late_events() -> None:
 
 def test_scenario__tumbling_results_of_the_first_customer() -> None:
     _, outs = _uninterrupted()
-    results = [(r.start_ms, r.count, r.total) for r in collect(outs).results
+    results = [(r.start_ms, r.count, r.total) for r in collect(outs).window_results()
                if r.kind == "tumbling" and r.customer_id == C1]
     assert results == [
         (at("14:00"), 3, 450_000),
@@ -329,7 +329,8 @@ def test_partial_flush__closed_window_is_never_changed() -> None:
     back = restored(store)
     new = Tx("c", 1, 300, at("14:02"))
     out = back.apply([(2, new)], wall_ms=WALL + 5 * 60_000)
-    assert (closed.results != [], fixed_rows(back.tumbling, 1), [late.tx for late in out.late]) == (
+    assert (closed.window_results() != [], fixed_rows(back.tumbling, 1),
+            [late.tx for late in out.late]) == (
         True, [(at("14:00"), at("14:05"), 1, 100, 100, 100, True, False)], [new])
 
 

@@ -14,7 +14,7 @@ def _ps() -> PartitionState:
 
 
 def _sliding(out: Outputs) -> list[WindowResult]:
-    return [r for r in out.results if r.kind == "sliding"]
+    return [r for r in out.window_results() if r.kind == "sliding"]
 
 
 def _wr(customer: int, end: str, count: int, total: int, lo: int, hi: int) -> WindowResult:

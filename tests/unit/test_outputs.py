@@ -16,9 +16,10 @@ from app.outputs import (
     encode_window_result,
     money_text,
     window_result_records,
+    window_run_records,
 )
 from app.records import Transaction, format_time
-from tables.outputs import Alert, LateEvent, SessionResult, WindowResult
+from tables.outputs import Alert, LateEvent, Outputs, SessionResult, WindowResult, WindowRun
 
 CENTS = st.integers(min_value=1, max_value=10**13)
 TIMES = st.integers(min_value=946_684_800_000, max_value=4_102_444_799_999)
@@ -127,3 +128,31 @@ def test_window_result_records_of_a_run_match_one_by_one(
         (str(r.customer_id).encode(), encode_window_result(r), r.end_ms) for r in results]
     assert [orjson.loads(value)["result_id"] for _, value, _ in records] == [
         r.result_id for r in results]
+
+
+@given(st.lists(st.tuples(st.sampled_from(["tumbling", "hopping"]), TIMES,
+                          st.lists(st.tuples(CUSTOMERS, st.lists(CENTS, max_size=4)),
+                                   max_size=5)),
+                max_size=4))
+def test_window_run_records_match_each_result_encoded_alone(
+        runs: list[tuple[str, int, list[tuple[int, list[int]]]]]) -> None:
+    window_runs = [
+        WindowRun(kind, start, start + 300_000, [
+            (customer, [start, len(amounts), sum(amounts), min(amounts, default=0),
+                        max(amounts, default=0), 1])
+            for customer, amounts in windows])
+        for kind, start, windows in runs]
+    expected = [(str(r.customer_id).encode(), encode_window_result(r), r.end_ms)
+                for run in window_runs for r in run.results()]
+    assert list(window_run_records(window_runs)) == expected
+    assert [r.count for run in window_runs for r in run.results()] == [
+        len(amounts) for _, _, windows in runs for _, amounts in windows]
+
+
+def test_outputs_are_equal_whether_results_come_in_runs_or_alone() -> None:
+    entry = [1_000, 2, 700, 300, 400, 1]
+    in_run = Outputs(runs=[WindowRun("tumbling", 1_000, 301_000, [(7, entry)])])
+    alone = Outputs(results=[WindowResult("tumbling", 7, 1_000, 301_000, 2, 700, 300, 400)])
+    other = Outputs(results=[WindowResult("tumbling", 7, 1_000, 301_000, 2, 700, 300, 401)])
+    assert (in_run == alone, in_run == other, in_run.window_results()) == (
+        True, False, alone.results)
