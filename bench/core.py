@@ -14,6 +14,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 from agents.batches import RecordBatches
 from agents.emit import append_outputs
@@ -40,8 +41,29 @@ def _send(out: Outputs, partition: int, topics: TopicNames) -> int:
             + len(out.sessions) + len(out.late))
 
 
+def _time_kinds(states: dict[int, PartitionState], spent: dict[str, float],
+                clock: Callable[[], float]) -> None:
+    """Wrap each kind's ``apply_batch`` and ``advance`` so their time adds to ``spent``."""
+
+    def timed(method: Callable[..., Any], stage: str) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            begin = clock()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                spent[stage] += clock() - begin
+        return wrapper
+
+    for state in states.values():
+        for kind, kind_state in state.kinds.items():
+            kind_state.apply_batch = timed(  # type: ignore[method-assign]
+                kind_state.apply_batch, f"  {kind} apply")
+            kind_state.advance = timed(  # type: ignore[method-assign]
+                kind_state.advance, f"  {kind} close")
+
+
 def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: int,
-        hours: float) -> None:
+        hours: float, by_kind: bool = False) -> None:
     """Time each stage over the data set and print the figures."""
     records = make_records(LoadSpec(events=events, customers=customers,
                                     span_ms=int(hours * 3_600_000)))
@@ -57,6 +79,9 @@ def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: 
     spent: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
     clock: Callable[[], float] = time.perf_counter
+    kind_spent: dict[str, float] = defaultdict(float)
+    if by_kind:
+        _time_kinds(states, kind_spent, clock)
     since_flush = 0
     # Round-robin over partitions one batch at a time, as a consumer's fetches deliver them.
     cursors = dict.fromkeys(by_partition, 0)
@@ -96,6 +121,9 @@ def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: 
           f"batch {batch}, flush every {flush_every:,} events")
     for stage, seconds in spent.items():
         print(f"  {stage:<7} {seconds / events * 1e6:7.2f} us/event")
+        if stage == "apply":
+            for part, part_seconds in kind_spent.items():
+                print(f"  {part:<18} {part_seconds / events * 1e6:7.2f} us/event")
     print(f"  {'total':<7} {total / events * 1e6:7.2f} us/event  ({events / total:,.0f} events/s)")
     print(f"  outputs {counts['outputs']:,}, state records {counts['state records']:,}")
     print("command: python -m bench.core " + " ".join(sys.argv[1:]))
@@ -111,9 +139,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=2_000, help="records per applied batch")
     parser.add_argument("--flush-every", type=int, default=40_000,
                         help="events between state dumps (a flush interval at 40k events/s)")
+    parser.add_argument("--by-kind", action="store_true",
+                        help="also time each kind's apply and close within the apply stage")
     args = parser.parse_args(argv)
     run(args.events, args.customers, args.kinds.split(","), args.batch, args.flush_every,
-        args.hours)
+        args.hours, args.by_kind)
 
 
 if __name__ == "__main__":

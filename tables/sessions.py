@@ -99,6 +99,19 @@ class SessionState(PerEventKindState[CustomerSessions]):
         if lo == hi:
             merged = [t, t, 1, cents, cents, cents, 0]
             sessions.insert(lo, merged)
+        elif hi - lo == 1:
+            # Most events extend one session: update it in place.
+            merged = sessions[lo]
+            if t < merged[_START]:
+                merged[_START] = t
+            elif t > merged[_LAST]:
+                merged[_LAST] = t
+            merged[_COUNT] += 1
+            merged[_TOTAL] += cents
+            if cents < merged[_MIN]:
+                merged[_MIN] = cents
+            elif cents > merged[_MAX]:
+                merged[_MAX] = cents
         else:
             merged = sessions[lo]
             for other in sessions[lo + 1:hi]:
@@ -128,20 +141,32 @@ class SessionState(PerEventKindState[CustomerSessions]):
             state = customers.get(customer_id)
             if state is None:
                 continue
-            for session in state.sessions:
-                if not session[_CLOSED] and session[_LAST] + gap <= watermark:
-                    session[_CLOSED] = 1
-                    dirty_add(customer_id)
-                    results.append(SessionResult(customer_id, *session[:_CLOSED]))
-                    push_expiry(session[_LAST] + gap + retention, customer_id)
+            # Spans never overlap, so sessions sorted by start are sorted by last event
+            # too: the closed ones are a prefix, and the ones to close now end it.
+            sessions = state.sessions
+            first = len(sessions)
+            while first and not sessions[first - 1][_CLOSED]:
+                first -= 1
+            for session in sessions[first:]:
+                last = session[_LAST]
+                if last + gap > watermark:
+                    break
+                session[_CLOSED] = 1
+                dirty_add(customer_id)
+                results.append(SessionResult(customer_id, *session[:_CLOSED]))
+                push_expiry(last + gap + retention, customer_id)
         for _, customer_id in self._expiry.pop_due(watermark):
             state = customers.get(customer_id)
             if state is None:
                 continue
-            kept = [s for s in state.sessions
-                    if not (s[_CLOSED] and s[_LAST] + gap + retention <= watermark)]
-            if len(kept) != len(state.sessions):
-                state.sessions = kept
+            # Expired sessions are a prefix of the closed ones (see above).
+            sessions = state.sessions
+            expired = 0
+            while (expired < len(sessions) and sessions[expired][_CLOSED]
+                   and sessions[expired][_LAST] + gap + retention <= watermark):
+                expired += 1
+            if expired:
+                del sessions[:expired]
                 dirty_add(customer_id)
 
     def _schedule(self, customer_id: int, state: CustomerSessions) -> None:

@@ -66,10 +66,16 @@ class SlidingState(PerEventKindState[CustomerEvents]):
         if t < self.watermark.value:
             return True
         times = state.times
-        position = bisect_right(times, t)
-        is_new_end = position == 0 or times[position - 1] != t
-        times.insert(position, t)
-        state.amounts.insert(position, tx.amount_cents)
+        if not times or t > times[-1]:
+            # In order, the common case: a new last end.
+            times.append(t)
+            state.amounts.append(tx.amount_cents)
+            is_new_end = True
+        else:
+            position = bisect_right(times, t)
+            is_new_end = position == 0 or times[position - 1] != t
+            times.insert(position, t)
+            state.amounts.insert(position, tx.amount_cents)
         if is_new_end:
             self._due.push(t + 1, tx.customer_id)
             self._expiry.push(t + self.size + self.config.retention_ms, tx.customer_id)
@@ -106,9 +112,17 @@ class SlidingState(PerEventKindState[CustomerEvents]):
                 j = i + 1
                 while j < n and times[j] == end:
                     j += 1
-                window = amounts[bisect_right(times, end - size, 0, i):j]
-                results.append(WindowResult(kind, customer_id, end - size, end, len(window),
-                                            sum(window), min(window), max(window)))
+                first = bisect_right(times, end - size, 0, i)
+                if j - first == 1:
+                    # The window holds this one event (a sparse stream's common case).
+                    cents = amounts[i]
+                    results.append(WindowResult(kind, customer_id, end - size, end, 1,
+                                                cents, cents, cents))
+                else:
+                    window = amounts[first:j]
+                    results.append(WindowResult(kind, customer_id, end - size, end,
+                                                len(window), sum(window), min(window),
+                                                max(window)))
                 finalized = end
                 i = j
             if finalized != state.finalized:
