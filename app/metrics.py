@@ -57,7 +57,7 @@ class OutputCounters:
         if out.alerts:
             self.alerts[partition] += len(out.alerts)
         for run in out.runs:
-            self.window_results[partition, run.kind] += len(run.windows)
+            self.window_results[partition, run.kind] += len(run)
         # Results come grouped by kind (each kind closes its windows in turn): count the
         # groups in C rather than one Python step per result.
         for kind, results in groupby(out.results, _KIND):

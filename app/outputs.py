@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 
 from tables.aggregate import average_in_cents
-from tables.outputs import Alert, LateEvent, SessionResult, WindowResult, WindowRun
+from tables.outputs import Alert, LateEvent, SessionResult, SlidingRun, WindowResult, WindowRun
 
-from .records import cents_to_float_exact, format_time
+from .records import cents_to_float_exact, format_time, second_text
 
 __all__ = [
     "alert_records",
@@ -112,14 +112,18 @@ def window_result_records(results: Iterable[WindowResult]) -> Iterator[tuple[byt
         ).encode(), end_ms
 
 
-def window_run_records(runs: Iterable[WindowRun]) -> Iterator[tuple[bytes, bytes, int]]:
+def window_run_records(
+        runs: Iterable[WindowRun | SlidingRun]) -> Iterator[tuple[bytes, bytes, int]]:
     """``(key, value, timestamp)`` of each window's record on ``window-results``, run by run.
 
-    A run's windows share kind and bounds, so the text around the customer and the
+    A fixed run's windows share kind and bounds, so the text around the customer and the
     amounts is written once per run.
     """
     fraction = _FRACTION
     for run in runs:
+        if isinstance(run, SlidingRun):
+            yield from _sliding_records(run)
+            continue
         kind, start_ms, end_ms = run.kind, run.start_ms, run.end_ms
         start, end = format_time(start_ms), format_time(end_ms)
         head = f'{{"result_id":"{kind}:'
@@ -146,6 +150,38 @@ def window_run_records(runs: Iterable[WindowRun]) -> Iterator[tuple[bytes, bytes
             # The result_id is WindowResult.result_id, written from the texts at hand;
             # tests/unit/test_outputs.py checks they agree.
             yield customer.encode(), value.encode(), end_ms
+
+
+def _sliding_records(run: SlidingRun) -> Iterator[tuple[bytes, bytes, int]]:
+    """Records of a sliding run: each window ends at its own millisecond."""
+    kind, size = run.kind, run.size_ms
+    fraction = _FRACTION
+    head = f'{{"result_id":"{kind}:'
+    kind_text = f'","kind":"{kind}","customer_id":'
+    # With a size of whole seconds, start and end share their milliseconds: two cached
+    # second texts and one suffix instead of two format_time calls.
+    size_seconds = size // 1000 if size % 1000 == 0 else None
+    for customer_id, end_ms, count, total, low, high in run.rows:
+        start_ms = end_ms - size
+        if size_seconds is None:
+            start, end = format_time(start_ms), format_time(end_ms)
+        else:
+            seconds, millis = divmod(end_ms, 1000)
+            suffix = f".{millis:03d}Z" if millis else "Z"
+            start = second_text(seconds - size_seconds) + suffix
+            end = second_text(seconds) + suffix
+        customer = str(customer_id)
+        if count == 1:
+            amount = f"{total // 100}{fraction[total % 100]}"
+            low_text = high_text = average = amount
+        else:
+            amount, low_text, high_text = money_text(total), money_text(low), money_text(high)
+            average = money_text(average_in_cents(total, count))
+        yield customer.encode(), (
+            f'{head}{customer}:{start_ms}{kind_text}{customer},"start":"{start}",'
+            f'"end":"{end}","count":{count},"total":{amount},"min":{low_text},'
+            f'"max":{high_text},"average":{average}}}'
+        ).encode(), end_ms
 
 
 def alert_records(alerts: Iterable[Alert]) -> Iterator[tuple[bytes, bytes, int]]:

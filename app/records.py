@@ -28,6 +28,7 @@ __all__ = [
     "format_time",
     "parse_time",
     "parse_transaction",
+    "second_text",
     "transaction_key",
 ]
 
@@ -275,7 +276,7 @@ def cents_to_float_exact(cents: int) -> float:
 
 
 @lru_cache(maxsize=1 << 17)
-def _second_text(seconds: int) -> str:
+def second_text(seconds: int) -> str:
     """``2026-03-12T14:23:45`` for a whole number of seconds since the epoch."""
     day, second_of_day = divmod(seconds, 86_400)
     hour, second_of_hour = divmod(second_of_day, 3600)
@@ -294,8 +295,8 @@ def format_time(ms: int) -> str:
     """
     seconds, millis = divmod(ms, 1000)
     if millis:
-        return f"{_second_text(seconds)}.{millis:03d}Z"
-    return _second_text(seconds) + "Z"
+        return f"{second_text(seconds)}.{millis:03d}Z"
+    return second_text(seconds) + "Z"
 
 
 def parse_time(text: str) -> int:

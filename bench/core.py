@@ -37,7 +37,7 @@ def _send(out: Outputs, partition: int, topics: TopicNames) -> int:
     """Encode and append the outputs as the worker does; the built batches are dropped."""
     batches = RecordBatches(producer=None)
     append_outputs(batches, topics, partition, out)
-    return (len(out.alerts) + sum(len(run.windows) for run in out.runs) + len(out.results)
+    return (len(out.alerts) + sum(len(run) for run in out.runs) + len(out.results)
             + len(out.sessions) + len(out.late))
 
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["Alert", "LateEvent", "Outputs", "SessionResult", "TransactionLike", "WindowResult",
-           "WindowRun"]
+__all__ = ["Alert", "LateEvent", "Outputs", "SessionResult", "SlidingRun", "TransactionLike",
+           "WindowResult", "WindowRun"]
 
 
 class TransactionLike(Protocol):
@@ -61,11 +61,37 @@ class WindowRun:
     end_ms: int
     windows: Sequence[tuple[int, Sequence[int]]]
 
+    def __len__(self) -> int:
+        return len(self.windows)
+
     def results(self) -> Iterator[WindowResult]:
         """The run as one :class:`WindowResult` per window."""
         kind, start, end = self.kind, self.start_ms, self.end_ms
         for customer_id, (_, count, total, low, high, *_) in self.windows:
             yield WindowResult(kind, customer_id, start, end, count, total, low, high)
+
+
+@dataclass(slots=True)
+class SlidingRun:
+    """Sliding windows that closed in one step, as ``(customer_id, end, count, total, min,
+    max)`` rows; each window is ``(end - size, end]``.
+
+    Rows rather than a :class:`WindowResult` per window, as for :class:`WindowRun`: the
+    core closes one sliding window per event.
+    """
+
+    kind: str
+    size_ms: int
+    rows: list[tuple[int, int, int, int, int, int]]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def results(self) -> Iterator[WindowResult]:
+        """The run as one :class:`WindowResult` per window."""
+        kind, size = self.kind, self.size_ms
+        for customer_id, end, count, total, low, high in self.rows:
+            yield WindowResult(kind, customer_id, end - size, end, count, total, low, high)
 
 
 @dataclass(slots=True)
@@ -124,12 +150,12 @@ class LateEvent:
 class Outputs:
     """Everything one batch or tick produced, in the order it happened.
 
-    Fixed windows' results are in ``runs``, sliding windows' in ``results``; every kind's
-    are in :meth:`window_results`.
+    The core puts window results in ``runs``; ``results`` holds single ones (tests, tools).
+    Every kind's are in :meth:`window_results`.
     """
 
     alerts: list[Alert] = field(default_factory=list)
-    runs: list[WindowRun] = field(default_factory=list)
+    runs: list[WindowRun | SlidingRun] = field(default_factory=list)
     results: list[WindowResult] = field(default_factory=list)
     sessions: list[SessionResult] = field(default_factory=list)
     late: list[LateEvent] = field(default_factory=list)
@@ -146,7 +172,7 @@ class Outputs:
                 and self.sessions == other.sessions and self.late == other.late)
 
     def window_results(self) -> list[WindowResult]:
-        """Every closed window's result: fixed kinds' runs (they close first), then the rest."""
+        """Every closed window's result: the runs in the order they closed, then the rest."""
         return [result for run in self.runs for result in run.results()] + self.results
 
     def extend(self, other: Outputs) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from .aggregate import Aggregate
 from .kindstate import PerEventKindState
-from .outputs import Outputs, TransactionLike, WindowResult
+from .outputs import Outputs, SlidingRun, TransactionLike
 from .schedule import TimeQueue
 from .windows import WindowConfig, WindowKind
 
@@ -93,8 +93,9 @@ class SlidingState(PerEventKindState[CustomerEvents]):
         return Aggregate(len(amounts), sum(amounts), min(amounts), max(amounts))
 
     def _close(self, watermark: int, out: Outputs) -> None:
-        customers, size, kind = self.customers, self.size, self.kind
-        results, dirty_add = out.results, self.dirty.add
+        customers, size = self.customers, self.size
+        rows: list[tuple[int, int, int, int, int, int]] = []
+        add_row, dirty_add = rows.append, self.dirty.add
         for _, customer_id in self._due.pop_due(watermark):
             state = customers.get(customer_id)
             if state is None:
@@ -116,18 +117,18 @@ class SlidingState(PerEventKindState[CustomerEvents]):
                 if j - first == 1:
                     # The window holds this one event (a sparse stream's common case).
                     cents = amounts[i]
-                    results.append(WindowResult(kind, customer_id, end - size, end, 1,
-                                                cents, cents, cents))
+                    add_row((customer_id, end, 1, cents, cents, cents))
                 else:
                     window = amounts[first:j]
-                    results.append(WindowResult(kind, customer_id, end - size, end,
-                                                len(window), sum(window), min(window),
-                                                max(window)))
+                    add_row((customer_id, end, len(window), sum(window), min(window),
+                             max(window)))
                 finalized = end
                 i = j
             if finalized != state.finalized:
                 state.finalized = finalized
                 dirty_add(customer_id)
+        if rows:
+            out.runs.append(SlidingRun(self.kind, size, rows))
         horizon = watermark - size - self.config.retention_ms
         for _, customer_id in self._expiry.pop_due(watermark):
             state = customers.get(customer_id)

@@ -19,7 +19,15 @@ from app.outputs import (
     window_run_records,
 )
 from app.records import Transaction, format_time
-from tables.outputs import Alert, LateEvent, Outputs, SessionResult, WindowResult, WindowRun
+from tables.outputs import (
+    Alert,
+    LateEvent,
+    Outputs,
+    SessionResult,
+    SlidingRun,
+    WindowResult,
+    WindowRun,
+)
 
 CENTS = st.integers(min_value=1, max_value=10**13)
 TIMES = st.integers(min_value=946_684_800_000, max_value=4_102_444_799_999)
@@ -156,3 +164,18 @@ def test_outputs_are_equal_whether_results_come_in_runs_or_alone() -> None:
     other = Outputs(results=[WindowResult("tumbling", 7, 1_000, 301_000, 2, 700, 300, 401)])
     assert (in_run == alone, in_run == other, in_run.window_results()) == (
         True, False, alone.results)
+
+
+@given(st.sampled_from([600_000, 60_000, 1_500, 999]),
+       st.lists(st.tuples(CUSTOMERS, TIMES, st.lists(CENTS, min_size=1, max_size=4)),
+                max_size=8))
+def test_sliding_run_records_match_each_result_encoded_alone(
+        size: int, rows: list[tuple[int, int, list[int]]]) -> None:
+    run = SlidingRun("sliding", size, [
+        (customer, end, len(amounts), sum(amounts), min(amounts), max(amounts))
+        for customer, end, amounts in rows])
+    expected = [(str(r.customer_id).encode(), encode_window_result(r), r.end_ms)
+                for r in run.results()]
+    assert list(window_run_records([run])) == expected
+    assert [(r.start_ms, r.end_ms) for r in run.results()] == [
+        (end - size, end) for _, end, _ in rows]
