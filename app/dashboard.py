@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response, View
 
-from tables.fixed import CLOSED, COUNT, FLAGS, TOTAL, FixedWindowState
+from tables.fixed import COUNT, TOTAL, FixedWindowState
 
 from .metrics import worker_snapshot
 from .outputs import money
@@ -55,7 +55,9 @@ def tumbling_summary(state: FixedWindowState, top: int = TOP_CUSTOMERS) -> dict[
     largest totals in the partition's latest window (ties: lower customer id first).
     """
     sums: dict[int, list[int]] = {}   # start -> [count, total, customers, all closed]
+    watermark, size = state.watermark.value, state.size
     for customer in state.customers.values():
+        is_closed = customer.is_closed
         for start, window in customer.windows.items():
             row = sums.get(start)
             if row is None:
@@ -63,7 +65,7 @@ def tumbling_summary(state: FixedWindowState, top: int = TOP_CUSTOMERS) -> dict[
             row[0] += window[COUNT]
             row[1] += window[TOTAL]
             row[2] += 1
-            if not window[FLAGS] & CLOSED:
+            if not is_closed(start + size, watermark):
                 row[3] = 0
     windows = [{"start_ms": start, "count": count, "total_cents": total, "customers": n,
                 "closed": bool(closed)}

@@ -129,7 +129,7 @@ def window_run_records(
         head = f'{{"result_id":"{kind}:'
         middle = f':{start_ms}","kind":"{kind}","customer_id":'
         bounds = f',"start":"{start}","end":"{end}","count":'
-        for customer_id, window in run.windows:
+        for customer_id, window, _ in run.windows:
             count, total = window[1], window[2]
             customer = str(customer_id)
             if count == 1:

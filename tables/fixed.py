@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 from .aggregate import Aggregate
 from .kindstate import KindState, Records
 from .outputs import Alert, Outputs, TransactionLike, WindowRun
 from .schedule import DueQueue
+from .watermark import NO_WATERMARK
 from .windows import WindowConfig, WindowKind, hopping_starts
 
 __all__ = ["ALERTED", "CLOSED", "COUNT", "FLAGS", "MAX", "MIN", "TOTAL", "CustomerWindows",
@@ -18,7 +20,10 @@ __all__ = ["ALERTED", "CLOSED", "COUNT", "FLAGS", "MAX", "MIN", "TOTAL", "Custom
 #: five hopping windows per event, and orjson writes lists of ints without Python code.
 WindowEntry = list[int]
 COUNT, TOTAL, MIN, MAX, FLAGS = 1, 2, 3, 4, 5
-#: Bits of ``entry[FLAGS]``.
+#: Bits of ``entry[FLAGS]``. A window has closed once the watermark has reached its end;
+#: a customer's record says until when its windows had closed (``"c"``), which matters
+#: when it is newer than its partition's record (a flush cut short). Records written
+#: before ``"c"`` existed flag each closed window with CLOSED instead.
 CLOSED = 1
 ALERTED = 2
 
@@ -38,24 +43,33 @@ class FixedWindow(Aggregate):
         self.alerted = alerted
 
     @classmethod
-    def of(cls, entry: WindowEntry) -> FixedWindow:
-        """The window a state entry describes."""
+    def of(cls, entry: WindowEntry, closed: bool) -> FixedWindow:
+        """The window a state entry describes (whether it has closed comes from outside)."""
         _, count, total, lo, hi, flags = entry
-        return cls(count, total, lo, hi, bool(flags & CLOSED), bool(flags & ALERTED))
+        return cls(count, total, lo, hi, closed, bool(flags & ALERTED))
 
 
 class CustomerWindows:
     """One customer's window entries of one kind, by start, and the highest offset applied."""
 
-    __slots__ = ("offset", "windows")
+    __slots__ = ("closed_before", "offset", "windows")
 
-    def __init__(self, offset: int = -1, windows: dict[int, WindowEntry] | None = None) -> None:
+    def __init__(self, offset: int = -1, windows: dict[int, WindowEntry] | None = None,
+                 closed_before: int = NO_WATERMARK) -> None:
         self.offset = offset
         self.windows: dict[int, WindowEntry] = windows if windows is not None else {}
+        #: Windows ending by then have closed even if the watermark says otherwise: the
+        #: customer's record was newer than its partition's (a flush cut short).
+        self.closed_before = closed_before
+
+    def is_closed(self, end: int, watermark: int) -> bool:
+        """Whether this customer's window ending at ``end`` has closed."""
+        return end <= watermark or end <= self.closed_before
 
 
 #: A window in a close or expiry schedule: customer id, its entry, the customer's windows.
 _Scheduled = tuple[int, WindowEntry, dict[int, WindowEntry]]
+_CUSTOMER = itemgetter(0)
 
 
 class FixedWindowState(KindState[CustomerWindows]):
@@ -126,14 +140,16 @@ class FixedWindowState(KindState[CustomerWindows]):
             cents = tx.amount_cents
             late = False
             last_start = t - t % step
+            # Its record may say more windows have closed than the watermark does.
+            closed_before = state.closed_before
+            if closed_before < value:
+                closed_before = value
             for start in range(last_start - size + step, last_start + 1, step):
                 end = start + size
-                window = windows.get(start)
-                # The flag matters when the partition record restored is older than this
-                # customer's record: a window it closed stays closed.
-                if end <= value or (window is not None and window[5] & CLOSED):
+                if end <= closed_before:
                     late = True
                     continue
+                window = windows.get(start)
                 # Entry indices: 1 count, 2 total, 3 min, 4 max, 5 flags.
                 if window is None:
                     window = windows[start] = [start, 1, cents, cents, cents, 0]
@@ -179,47 +195,56 @@ class FixedWindowState(KindState[CustomerWindows]):
         # A scheduled window stays in its customer's dict until it has closed and expired:
         # only expiry removes windows, and loading a state rebuilds the schedules.
         kind, dirty, runs = self.kind, self.dirty, out.runs
+        dirty_add = dirty.add
         size, retention = self.size, self.config.retention_ms
         # Epoch-aligned windows close by whole buckets (every customer's window ending at
-        # 14:05): a bucket becomes one run of results, and one bucket of the expiry schedule.
+        # 14:05): a bucket becomes one run of results and one bucket of the expiry
+        # schedule. Closing touches no window: the watermark says which have closed, and
+        # _dump writes that into the records (see CLOSED). Their customers are written
+        # again all the same: a close the idle clock caused is not repeated by a replay.
         for end, bucket in self._due.pop_buckets(watermark):
-            # A window restored closed (its customer's record newer than the partition's) has
-            # had its result already.
-            closing = [(customer_id, window) for customer_id, window, _ in bucket
-                       if not window[FLAGS] & CLOSED]
-            if closing:
-                for _, window in closing:
-                    window[FLAGS] |= CLOSED
-                dirty.update([customer_id for customer_id, _ in closing])
-                runs.append(WindowRun(kind, end - size, end, closing))
+            runs.append(WindowRun(kind, end - size, end, bucket))
+            dirty.update(map(_CUSTOMER, bucket))
             self._expiry.push_all(end + retention, bucket)
         for expiry, bucket in self._expiry.pop_buckets(watermark):
             start = expiry - retention - size
             for customer_id, window, windows in bucket:
                 if windows.get(start) is window:
                     del windows[start]
-                    dirty.add(customer_id)
+                    dirty_add(customer_id)
 
     def _schedule(self, customer_id: int, state: CustomerWindows) -> None:
         windows = state.windows
+        watermark = self.watermark.value
         for start, window in windows.items():
             end = start + self.size
-            if window[FLAGS] & CLOSED:
+            if state.is_closed(end, watermark):
                 self._expiry.push(end + self.config.retention_ms, (customer_id, window, windows))
             else:
                 self._due.push(end, (customer_id, window, windows))
 
     def _dump(self, state: CustomerWindows) -> Any:
         # The entries are the record's own lists: orjson writes them without Python code.
-        return {"o": state.offset, "w": list(state.windows.values())}
+        # "c": every window ending by then has closed (see CLOSED).
+        closed_before = max(self.watermark.value, state.closed_before)
+        return {"o": state.offset, "w": list(state.windows.values()), "c": closed_before}
 
     def _load(self, data: Any) -> CustomerWindows:
-        return CustomerWindows(data["o"], {entry[0]: entry for entry in data["w"]})
+        closed_before: int = data.get("c", NO_WATERMARK)
+        windows: dict[int, WindowEntry] = {}
+        for entry in data["w"]:
+            if entry[FLAGS] & CLOSED:  # an older record: the flag says what "c" says now
+                entry[FLAGS] &= ~CLOSED
+                closed_before = max(closed_before, entry[0] + self.size)
+            windows[entry[0]] = entry
+        return CustomerWindows(data["o"], windows, closed_before)
 
     def windows_of(self, customer_id: int) -> list[tuple[int, int, FixedWindow]]:
         """``(start, end, window)`` of a customer's windows, sorted by start (empty if none)."""
         state = self.customers.get(customer_id)
         if state is None:
             return []
-        return [(start, start + self.size, FixedWindow.of(state.windows[start]))
-                for start in sorted(state.windows)]
+        watermark, size = self.watermark.value, self.size
+        return [(start, start + size,
+                 FixedWindow.of(window, state.is_closed(start + size, watermark)))
+                for start, window in sorted(state.windows.items())]

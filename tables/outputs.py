@@ -51,15 +51,16 @@ class WindowRun:
     """Fixed windows of one kind that closed together: the same bounds, one per customer.
 
     Epoch-aligned windows close by the thousand at each boundary. A run holds each
-    window's ``(customer_id, entry)``, the entry being the state's own ``[start, count,
-    total, min, max, flags]`` list (a closed window never changes), instead of a
-    :class:`WindowResult` object per window: creating those was a tenth of the worker's CPU.
+    window's ``(customer_id, entry, ...)``, the entry being the state's own ``[start,
+    count, total, min, max, flags]`` list (a closed window never changes) and anything
+    after it the core's own, instead of a :class:`WindowResult` object per window:
+    creating those was a tenth of the worker's CPU.
     """
 
     kind: str
     start_ms: int
     end_ms: int
-    windows: Sequence[tuple[int, Sequence[int]]]
+    windows: Sequence[tuple[int, Sequence[int], object]]
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -67,7 +68,7 @@ class WindowRun:
     def results(self) -> Iterator[WindowResult]:
         """The run as one :class:`WindowResult` per window."""
         kind, start, end = self.kind, self.start_ms, self.end_ms
-        for customer_id, (_, count, total, low, high, *_) in self.windows:
+        for customer_id, (_, count, total, low, high, *_), _ in self.windows:
             yield WindowResult(kind, customer_id, start, end, count, total, low, high)
 
 

@@ -319,7 +319,9 @@ def test_retention__expiry_is_written_to_the_state_record() -> None:
     ps.tumbling.dump_dirty()
     ps.apply([(1, Tx("b", 2, 1, at("14:40")))])
     records = dict(ps.tumbling.dump_dirty())
-    assert records[b"1"] == b'{"o":0,"w":[]}'
+    # "c": every window of the customer ending by then has closed.
+    assert (records[b"1"], ps.watermark) == (
+        b'{"o":0,"w":[],"c":%d}' % ps.watermark, at("14:40") - CONFIG.allowed_lateness_ms)
 
 
 def test_retention__zero_closes_and_removes_at_once() -> None:

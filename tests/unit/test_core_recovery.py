@@ -348,3 +348,23 @@ def test_partial_flush__a_record_ahead_of_the_partition_is_written_again() -> No
     back.apply(held)  # events C1's record already holds, past the partition record's offset
     # Its record goes out again, so the changelog catches up with the local store.
     assert C1 in back.tumbling.dirty
+
+
+def test_restore__a_record_of_the_older_format_flags_its_closed_windows() -> None:
+    # Before records said until when their windows had closed ("c"), each closed window
+    # carried the CLOSED bit (1); the partition record here is older than the customer's.
+    meta = b'{"o":0,"wm":[%d,%d],"late":0,"c":{}}' % (at("14:01"), at("14:00:55"))
+    customer = b'{"o":1,"w":[[%d,1,100,100,100,1],[%d,1,200,200,200,0]]}' % (
+        at("14:00"), at("14:05"))
+    back = restored({"tumbling": [(b"7", customer), (META_KEY, meta)]})
+    rows = fixed_rows(back.tumbling, 7)
+    out = back.apply([(2, Tx("x", 7, 50, at("14:03"))), (3, Tx("y", 7, 60, at("14:06")))])
+    assert (rows, [late.offset for late in out.late], fixed_rows(back.tumbling, 7),
+            dict(back.tumbling.dump_dirty())[b"7"]) == (
+        [(at("14:00"), at("14:05"), 1, 100, 100, 100, True, False),
+         (at("14:05"), at("14:10"), 1, 200, 200, 200, False, False)],
+        [2],
+        [(at("14:00"), at("14:05"), 1, 100, 100, 100, True, False),
+         (at("14:05"), at("14:10"), 2, 260, 60, 200, False, False)],
+        b'{"o":3,"w":[[%d,1,100,100,100,0],[%d,2,260,60,200,0]],"c":%d}' % (
+            at("14:00"), at("14:05"), at("14:05:55")))

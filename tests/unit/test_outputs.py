@@ -147,7 +147,7 @@ def test_window_run_records_match_each_result_encoded_alone(
     window_runs = [
         WindowRun(kind, start, start + 300_000, [
             (customer, [start, len(amounts), sum(amounts), min(amounts, default=0),
-                        max(amounts, default=0), 1])
+                        max(amounts, default=0), 1], None)
             for customer, amounts in windows])
         for kind, start, windows in runs]
     expected = [(str(r.customer_id).encode(), encode_window_result(r), r.end_ms)
@@ -159,7 +159,7 @@ def test_window_run_records_match_each_result_encoded_alone(
 
 def test_outputs_are_equal_whether_results_come_in_runs_or_alone() -> None:
     entry = [1_000, 2, 700, 300, 400, 1]
-    in_run = Outputs(runs=[WindowRun("tumbling", 1_000, 301_000, [(7, entry)])])
+    in_run = Outputs(runs=[WindowRun("tumbling", 1_000, 301_000, [(7, entry, None)])])
     alone = Outputs(results=[WindowResult("tumbling", 7, 1_000, 301_000, 2, 700, 300, 400)])
     other = Outputs(results=[WindowResult("tumbling", 7, 1_000, 301_000, 2, 700, 300, 401)])
     assert (in_run == alone, in_run == other, in_run.window_results()) == (
