@@ -139,10 +139,16 @@ def window_run_records(
                 value = (f'{head}{customer}{middle}{customer}{bounds}1,"total":{amount},'
                          f'"min":{amount},"max":{amount},"average":{amount}}}')
             elif count:
+                # money_text and average_in_cents, inlined: a third of the windows.
+                low, high = window[3], window[4]
+                average, remainder = divmod(total, count)
+                if 2 * remainder > count or (2 * remainder == count and average % 2):
+                    average += 1
                 value = (f'{head}{customer}{middle}{customer}{bounds}{count},'
-                         f'"total":{money_text(total)},"min":{money_text(window[3])},'
-                         f'"max":{money_text(window[4])},'
-                         f'"average":{money_text(average_in_cents(total, count))}}}')
+                         f'"total":{total // 100}{fraction[total % 100]},'
+                         f'"min":{low // 100}{fraction[low % 100]},'
+                         f'"max":{high // 100}{fraction[high % 100]},'
+                         f'"average":{average // 100}{fraction[average % 100]}}}')
             else:
                 value = orjson.dumps({"result_id": f"{kind}:{customer}:{start_ms}",
                                       "kind": kind, "customer_id": customer_id,
@@ -175,8 +181,14 @@ def _sliding_records(run: SlidingRun) -> Iterator[tuple[bytes, bytes, int]]:
             amount = f"{total // 100}{fraction[total % 100]}"
             low_text = high_text = average = amount
         else:
-            amount, low_text, high_text = money_text(total), money_text(low), money_text(high)
-            average = money_text(average_in_cents(total, count))
+            # money_text and average_in_cents, inlined.
+            mean, remainder = divmod(total, count)
+            if 2 * remainder > count or (2 * remainder == count and mean % 2):
+                mean += 1
+            amount = f"{total // 100}{fraction[total % 100]}"
+            low_text = f"{low // 100}{fraction[low % 100]}"
+            high_text = f"{high // 100}{fraction[high % 100]}"
+            average = f"{mean // 100}{fraction[mean % 100]}"
         yield customer.encode(), (
             f'{head}{customer}:{start_ms}{kind_text}{customer},"start":"{start}",'
             f'"end":"{end}","count":{count},"total":{amount},"min":{low_text},'
