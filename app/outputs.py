@@ -238,8 +238,18 @@ def encode_session(session: SessionResult) -> bytes:
         f'"start":"{format_time(session.start_ms)}","end":"{format_time(session.end_ms)}",'
         f'"count":{session.count},"total":{money_text(session.total)},'
         f'"min":{money_text(session.min)},"max":{money_text(session.max)},'
-        f'"duration":{orjson.dumps(session.duration_ms / 1000).decode()}}}'
+        f'"duration":{_seconds_text(session.end_ms - session.start_ms)}}}'
     ).encode()
+
+
+#: JSON text of the milliseconds part of a duration in seconds, as a float's shortest repr
+#: prints it: 1.000 -> "1.0", 1.500 -> "1.5", 1.050 -> "1.05", 1.005 -> "1.005".
+_MILLIS = tuple("." + f"{part:03d}".rstrip("0") if part else ".0" for part in range(1000))
+
+
+def _seconds_text(ms: int) -> str:
+    """A non-negative number of milliseconds as the JSON number text of it in seconds."""
+    return f"{ms // 1000}{_MILLIS[ms % 1000]}"
 
 
 def encode_late(late: LateEvent, partition: int) -> bytes:

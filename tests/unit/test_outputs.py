@@ -179,3 +179,10 @@ def test_sliding_run_records_match_each_result_encoded_alone(
     assert list(window_run_records([run])) == expected
     assert [(r.start_ms, r.end_ms) for r in run.results()] == [
         (end - size, end) for _, end, _ in rows]
+
+
+@given(st.integers(min_value=0, max_value=10**13))
+def test_session_duration_text_is_the_float_repr_orjson_writes(ms: int) -> None:
+    session = SessionResult(1, 0, ms, 1, 100, 100, 100)
+    assert orjson.loads(encode_session(session))["duration"] == ms / 1000
+    assert encode_session(session).endswith(b'"duration":' + orjson.dumps(ms / 1000) + b"}")
