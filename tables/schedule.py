@@ -86,18 +86,20 @@ class TimeQueue:
     retained event.
     """
 
-    __slots__ = ("_heap",)
+    __slots__ = ("heap",)
 
     def __init__(self) -> None:
-        self._heap: list[int] = []
+        #: The entries. A hot loop may ``heappush(heap, due << 64 | item)`` itself; the
+        #: list is never replaced, so a reference to it stays valid.
+        self.heap: list[int] = []
 
     def push(self, due: int, item: int) -> None:
         """Schedule customer ``item`` at ``due``."""
-        heapq.heappush(self._heap, due << 64 | item)
+        heapq.heappush(self.heap, due << 64 | item)
 
     def pop_due(self, limit: int) -> Iterator[tuple[int, int]]:
         """Remove and yield ``(due, item)`` for every item with ``due <= limit``, oldest first."""
-        heap = self._heap
+        heap = self.heap
         bound = (limit + 1) << 64
         while heap and heap[0] < bound:
             entry = heapq.heappop(heap)
@@ -105,10 +107,10 @@ class TimeQueue:
 
     def clear(self) -> None:
         """Forget everything."""
-        self._heap.clear()
+        self.heap.clear()
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self.heap)
 
 
 _ITEM_MASK = (1 << 64) - 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from heapq import heappush
 from typing import Any
 
 from .aggregate import Aggregate
@@ -66,12 +67,10 @@ class SessionState(PerEventKindState[CustomerSessions]):
         self._due: TimeQueue = TimeQueue()
         self._expiry: TimeQueue = TimeQueue()
         self.gap = config.session_gap_ms
+        self._due_heap = self._due.heap  # pushed to once per event
 
     def _new_customer(self) -> CustomerSessions:
         return CustomerSessions()
-
-    def _customer_offset(self, state: CustomerSessions) -> int:
-        return state.offset
 
     def _apply(self, state: CustomerSessions, offset: int, tx: TransactionLike,
                out: Outputs) -> bool:
@@ -127,7 +126,7 @@ class SessionState(PerEventKindState[CustomerSessions]):
             merged[_TOTAL] += cents
             merged[_MIN] = min(merged[_MIN], cents)
             merged[_MAX] = max(merged[_MAX], cents)
-        self._due.push(merged[_LAST] + gap, tx.customer_id)
+        heappush(self._due_heap, (merged[_LAST] + gap) << 64 | tx.customer_id)  # TimeQueue.push
         return False
 
     def _would_be_late(self, tx: TransactionLike) -> bool:

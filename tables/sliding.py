@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
+from heapq import heappush
 from typing import Any
 
 from .aggregate import Aggregate
@@ -52,12 +53,12 @@ class SlidingState(PerEventKindState[CustomerEvents]):
         self._due: TimeQueue = TimeQueue()
         self._expiry: TimeQueue = TimeQueue()
         self.size = config.sliding_ms
+        # Pushed to once per event: the heaps themselves, and how long an event is kept.
+        self._due_heap, self._expiry_heap = self._due.heap, self._expiry.heap
+        self._kept_ms = self.size + config.retention_ms
 
     def _new_customer(self) -> CustomerEvents:
         return CustomerEvents()
-
-    def _customer_offset(self, state: CustomerEvents) -> int:
-        return state.offset
 
     def _apply(self, state: CustomerEvents, offset: int, tx: TransactionLike,
                out: Outputs) -> bool:
@@ -77,8 +78,9 @@ class SlidingState(PerEventKindState[CustomerEvents]):
             times.insert(position, t)
             state.amounts.insert(position, tx.amount_cents)
         if is_new_end:
-            self._due.push(t + 1, tx.customer_id)
-            self._expiry.push(t + self.size + self.config.retention_ms, tx.customer_id)
+            customer_id = tx.customer_id
+            heappush(self._due_heap, (t + 1) << 64 | customer_id)  # TimeQueue.push, inlined
+            heappush(self._expiry_heap, (t + self._kept_ms) << 64 | customer_id)
         return False
 
     def _would_be_late(self, tx: TransactionLike) -> bool:
