@@ -10,6 +10,7 @@ from faust.types import TransportT
 
 from .gctuning import tune_gc
 from .kafka_admin import ensure_topics, parse_broker_url
+from .outputs import COMPILED
 from .settings import Settings
 from .topics import TopicNames
 from .transport import BatchingConsumer, BatchingTransport
@@ -67,6 +68,8 @@ class TxApp(faust.App):
         # Faust creates only the last level of its data directory.
         self.conf.datadir.mkdir(parents=True, exist_ok=True)
         tune_gc()
+        logger.info("window-result encoders: %s", "compiled" if COMPILED else
+                    "Python (app/_speedups.pyx was not built: no C compiler at install?)")
         await super().on_first_start()
 
     async def on_stop(self) -> None:

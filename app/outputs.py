@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from functools import partial
 from typing import Any
 
 import orjson
@@ -12,7 +13,16 @@ from tables.outputs import Alert, LateEvent, SessionResult, SlidingRun, WindowRe
 
 from .records import cents_to_float_exact, format_time, second_text
 
+try:
+    from app import _speedups
+except ImportError:  # built without a C compiler: the Python encoders below write the same
+    _speedups = None  # type: ignore[assignment]
+
+#: Whether the compiled window-result encoders (app/_speedups.pyx) are in use.
+COMPILED = _speedups is not None
+
 __all__ = [
+    "COMPILED",
     "alert_records",
     "dead_letter_headers",
     "encode_alert",
@@ -117,45 +127,82 @@ def window_run_records(
     """``(key, value, timestamp)`` of each window's record on ``window-results``, run by run.
 
     A fixed run's windows share kind and bounds, so the text around the customer and the
-    amounts is written once per run.
+    amounts is written once per run. With the compiled encoders (:data:`COMPILED`), the
+    records come from C; they are the same bytes.
     """
-    fraction = _FRACTION
     for run in runs:
         if isinstance(run, SlidingRun):
-            yield from _sliding_records(run)
-            continue
-        kind, start_ms, end_ms = run.kind, run.start_ms, run.end_ms
-        start, end = format_time(start_ms), format_time(end_ms)
-        head = f'{{"result_id":"{kind}:'
-        middle = f':{start_ms}","kind":"{kind}","customer_id":'
-        bounds = f',"start":"{start}","end":"{end}","count":'
-        for customer_id, window, _ in run.windows:
-            count, total = window[1], window[2]
-            customer = str(customer_id)
-            if count == 1:
-                # Most windows of a sparse stream hold one event: total, min, max and
-                # average are the same amount (money_text, inlined).
-                amount = f"{total // 100}{fraction[total % 100]}"
-                value = (f'{head}{customer}{middle}{customer}{bounds}1,"total":{amount},'
-                         f'"min":{amount},"max":{amount},"average":{amount}}}')
-            elif count:
-                # money_text and average_in_cents, inlined: a third of the windows.
-                low, high = window[3], window[4]
-                average, remainder = divmod(total, count)
-                if 2 * remainder > count or (2 * remainder == count and average % 2):
-                    average += 1
-                value = (f'{head}{customer}{middle}{customer}{bounds}{count},'
-                         f'"total":{total // 100}{fraction[total % 100]},'
-                         f'"min":{low // 100}{fraction[low % 100]},'
-                         f'"max":{high // 100}{fraction[high % 100]},'
-                         f'"average":{average // 100}{fraction[average % 100]}}}')
+            if _speedups is None:
+                yield from _sliding_records(run)
             else:
-                value = orjson.dumps({"result_id": f"{kind}:{customer}:{start_ms}",
-                                      "kind": kind, "customer_id": customer_id,
-                                      **window_json(start_ms, end_ms, 0, total, 0, 0)}).decode()
-            # The result_id is WindowResult.result_id, written from the texts at hand;
-            # tests/unit/test_outputs.py checks they agree.
-            yield customer.encode(), value.encode(), end_ms
+                yield from _speedups.sliding_run_records(
+                    f'{{"result_id":"{run.kind}:'.encode(),
+                    f'","kind":"{run.kind}","customer_id":'.encode(), run.size_ms,
+                    _as_list(run.rows), partial(_one_sliding_record, run))
+        elif _speedups is None:
+            yield from _fixed_records(run)
+        else:
+            kind, start_ms, end_ms = run.kind, run.start_ms, run.end_ms
+            yield from _speedups.fixed_run_records(
+                f'{{"result_id":"{kind}:'.encode(),
+                f':{start_ms}","kind":"{kind}","customer_id":'.encode(),
+                f',"start":"{format_time(start_ms)}","end":"{format_time(end_ms)}",'
+                f'"count":'.encode(),
+                end_ms, _as_list(run.windows), partial(_one_fixed_record, run))
+
+
+def _as_list(items: Sequence[Any]) -> list[Any]:
+    # The core passes lists; the compiled encoders take nothing else.
+    return items if isinstance(items, list) else list(items)
+
+
+def _one_fixed_record(run: WindowRun, window: tuple[int, Sequence[int], object]) -> tuple[
+        bytes, bytes, int]:
+    """The Python encoder's record of one window of ``run`` (the compiled one's fallback)."""
+    return next(_fixed_records(WindowRun(run.kind, run.start_ms, run.end_ms, [window])))
+
+
+def _one_sliding_record(run: SlidingRun, row: tuple[int, int, int, int, int, int]) -> tuple[
+        bytes, bytes, int]:
+    """The Python encoder's record of one row of ``run`` (the compiled one's fallback)."""
+    return next(_sliding_records(SlidingRun(run.kind, run.size_ms, [row])))
+
+
+def _fixed_records(run: WindowRun) -> Iterator[tuple[bytes, bytes, int]]:
+    """Records of a run of fixed windows, written in Python."""
+    fraction = _FRACTION
+    kind, start_ms, end_ms = run.kind, run.start_ms, run.end_ms
+    start, end = format_time(start_ms), format_time(end_ms)
+    head = f'{{"result_id":"{kind}:'
+    middle = f':{start_ms}","kind":"{kind}","customer_id":'
+    bounds = f',"start":"{start}","end":"{end}","count":'
+    for customer_id, window, _ in run.windows:
+        count, total = window[1], window[2]
+        customer = str(customer_id)
+        if count == 1:
+            # Most windows of a sparse stream hold one event: total, min, max and
+            # average are the same amount (money_text, inlined).
+            amount = f"{total // 100}{fraction[total % 100]}"
+            value = (f'{head}{customer}{middle}{customer}{bounds}1,"total":{amount},'
+                     f'"min":{amount},"max":{amount},"average":{amount}}}')
+        elif count:
+            # money_text and average_in_cents, inlined: a third of the windows.
+            low, high = window[3], window[4]
+            average, remainder = divmod(total, count)
+            if 2 * remainder > count or (2 * remainder == count and average % 2):
+                average += 1
+            value = (f'{head}{customer}{middle}{customer}{bounds}{count},'
+                     f'"total":{total // 100}{fraction[total % 100]},'
+                     f'"min":{low // 100}{fraction[low % 100]},'
+                     f'"max":{high // 100}{fraction[high % 100]},'
+                     f'"average":{average // 100}{fraction[average % 100]}}}')
+        else:
+            value = orjson.dumps({"result_id": f"{kind}:{customer}:{start_ms}",
+                                  "kind": kind, "customer_id": customer_id,
+                                  **window_json(start_ms, end_ms, 0, total, 0, 0)}).decode()
+        # The result_id is WindowResult.result_id, written from the texts at hand;
+        # tests/unit/test_outputs.py checks they agree.
+        yield customer.encode(), value.encode(), end_ms
 
 
 def _sliding_records(run: SlidingRun) -> Iterator[tuple[bytes, bytes, int]]:

@@ -65,3 +65,6 @@ def test_dockerfile_installs_the_package_and_runs_the_cli() -> None:
     assert 'ENTRYPOINT ["txstream"]' in text
     for package in ("app", "agents", "tables"):
         assert f"COPY {package} ./{package}" in text
+    # The compiled encoders need setup.py and a C compiler at build time.
+    assert "COPY pyproject.toml setup.py" in text
+    assert "install -y --no-install-recommends gcc" in text
