@@ -203,3 +203,154 @@ def sliding_run_records(bytes head, bytes kind_text, long long size, list rows, 
         append((PyBytes_FromStringAndSize(key, key_length),
                 PyBytes_FromStringAndSize(buf, pos), end))
     return records
+
+
+# -- parsing: the common valid record --------------------------------------------------------
+
+from libc.math cimport rint, isfinite
+from libc.string cimport memcmp
+
+cdef object _loads = None
+cdef object _make = None
+cdef object _currency = None
+cdef long long _min_event_ms = 0
+cdef long long _max_event_ms = 0
+cdef long long _max_amount_cents = 0
+cdef long long _max_customer_id = 0
+cdef Py_ssize_t _max_tx_id_length = 0
+
+
+def configure_parse(loads, make, str currency, long long min_event_ms, long long max_event_ms,
+                    long long max_amount_cents, long long max_customer_id,
+                    Py_ssize_t max_tx_id_length):
+    """Set what :func:`parse` needs from app/records.py (which calls this at import)."""
+    global _loads, _make, _currency, _min_event_ms, _max_event_ms, _max_amount_cents
+    global _max_customer_id, _max_tx_id_length
+    _loads, _make, _currency = loads, make, currency
+    _min_event_ms, _max_event_ms = min_event_ms, max_event_ms
+    _max_amount_cents, _max_customer_id = max_amount_cents, max_customer_id
+    _max_tx_id_length = max_tx_id_length
+
+
+cdef inline int _digit(str text, Py_ssize_t i) except -2:
+    cdef Py_UCS4 c = text[i]
+    cdef int code = <int>c
+    if code < 48 or code > 57:
+        return -1
+    return code - 48
+
+
+cdef inline long long _number(str text, Py_ssize_t start, Py_ssize_t length) except -2:
+    """The decimal digits of ``text[start:start + length]``, or -1 if one is not a digit."""
+    cdef long long value = 0
+    cdef int digit
+    cdef Py_ssize_t i
+    for i in range(start, start + length):
+        digit = _digit(text, i)
+        if digit < 0:
+            return -1
+        value = value * 10 + digit
+    return value
+
+
+cdef inline bint _leap(long long year) noexcept:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+cdef long long _iso_ms(str text) except -2:
+    """Epoch ms of ``YYYY-MM-DDTHH:MM:SSZ`` or ``YYYY-MM-DDTHH:MM:SS.fffZ``; -1 otherwise."""
+    cdef Py_ssize_t length = len(text)
+    cdef long long year, month, day, hour, minute, second, millis = 0, days, y, era, yoe, doy
+    cdef long long mp
+    if length != 20 and length != 24:
+        return -1
+    if (text[4] != "-" or text[7] != "-" or text[10] != "T" or text[13] != ":"
+            or text[16] != ":" or text[length - 1] != "Z"):
+        return -1
+    year, month, day = _number(text, 0, 4), _number(text, 5, 2), _number(text, 8, 2)
+    hour, minute, second = _number(text, 11, 2), _number(text, 14, 2), _number(text, 17, 2)
+    if length == 24:
+        if text[19] != ".":
+            return -1
+        millis = _number(text, 20, 3)
+    if (year < 0 or month < 1 or month > 12 or day < 1 or hour < 0 or hour > 23
+            or minute < 0 or minute > 59 or second < 0 or second > 59 or millis < 0):
+        return -1
+    if month == 2:
+        if day > (29 if _leap(year) else 28):
+            return -1
+    elif day > (30 if month in (4, 6, 9, 11) else 31):
+        return -1
+    # Days since 1970-01-01 (Howard Hinnant's days_from_civil).
+    y = year - 1 if month <= 2 else year
+    era = y // 400
+    yoe = y - era * 400
+    mp = month - 3 if month > 2 else month + 9
+    doy = (153 * mp + 2) // 5 + day - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    return ((days * 24 + hour) * 60 + minute) * 60000 + second * 1000 + millis
+
+
+def parse(value, key):
+    """The Transaction of a common valid record, or None: then app/records.py decides.
+
+    Accepts only what ``parse_transaction``'s Python validation accepts, with the same
+    result (tests/unit/test_speedups.py): a JSON object with a non-empty string tx_id, a
+    positive integer customer_id whose decimal text is the key, an amount with at most
+    two decimals, currency PLN and a canonical UTC event time or epoch ms in range.
+    """
+    cdef double amount_float, scaled
+    cdef long long cents, event_ms, customer
+    cdef char digits[24]
+    cdef Py_ssize_t n
+    if type(value) is not bytes or type(key) is not bytes:
+        return None
+    try:
+        obj = _loads(value)
+    except Exception:
+        return None
+    if type(obj) is not dict:
+        return None
+    tx_id = (<dict>obj).get("tx_id")
+    customer_id = (<dict>obj).get("customer_id")
+    amount = (<dict>obj).get("amount")
+    currency = (<dict>obj).get("currency")
+    event_time = (<dict>obj).get("event_time")
+    if type(tx_id) is not str or not 0 < len(<str>tx_id) <= _max_tx_id_length:
+        return None
+    if type(customer_id) is not int or not 0 < customer_id <= _max_customer_id:
+        return None
+    customer = customer_id
+    if type(amount) is float:
+        amount_float = amount
+        if not isfinite(amount_float) or not 0 < amount_float < 1e15:
+            return None
+        scaled = rint(amount_float * 100.0)  # round half to even, as Python's round()
+        cents = <long long>scaled
+        if <double>cents / 100.0 != amount_float or cents > _max_amount_cents:
+            return None
+    elif type(amount) is int:
+        if not 0 < amount <= _max_amount_cents // 100:
+            return None
+        cents = amount
+        cents *= 100
+    else:
+        return None
+    if type(currency) is not str or currency != _currency:
+        return None
+    if type(event_time) is str:
+        event_ms = _iso_ms(<str>event_time)
+        if event_ms < 0:
+            return None
+    elif type(event_time) is int:
+        if not _min_event_ms <= event_time < _max_event_ms:
+            return None
+        event_ms = event_time
+    else:
+        return None
+    if not _min_event_ms <= event_ms < _max_event_ms:
+        return None
+    n = _digits(digits, 0, customer)
+    if len(<bytes>key) != n or memcmp(<const char*>(<bytes>key), digits, n) != 0:
+        return None
+    return _make(tx_id, customer_id, cents, _currency, event_ms)

@@ -28,6 +28,7 @@ __all__ = [
     "format_time",
     "parse_time",
     "parse_transaction",
+    "parse_transaction_python",
     "second_text",
     "transaction_key",
 ]
@@ -188,7 +189,19 @@ def parse_transaction(value: bytes | None, key: bytes | None) -> Transaction:
     Unknown fields are ignored (producers may add some). The key must be the customer id
     as decimal text: it is what routed the record to its partition, and a record on the
     wrong partition would update state another worker owns.
+
+    With the compiled module (app/_speedups.pyx), a common valid record is parsed there;
+    anything else comes here, and only here are reasons written.
     """
+    if _parse_compiled is not None:
+        tx: Transaction | None = _parse_compiled(value, key)
+        if tx is not None:
+            return tx
+    return parse_transaction_python(value, key)
+
+
+def parse_transaction_python(value: bytes | None, key: bytes | None) -> Transaction:
+    """:func:`parse_transaction` without the compiled path: the rules themselves."""
     if value is None:
         raise InvalidRecord("not JSON: empty value")
     try:
@@ -231,6 +244,17 @@ def parse_transaction(value: bytes | None, key: bytes | None) -> Transaction:
             msg = f"key {shown!r} does not match customer_id {customer_id}"
         raise InvalidRecord(msg)
     return Transaction(tx_id, customer_id, amount_cents, CURRENCY, event_time_ms)
+
+
+try:
+    from app import _speedups
+except ImportError:  # built without a C compiler: parse_transaction_python does it all
+    _parse_compiled = None
+else:
+    _speedups.configure_parse(orjson.loads, Transaction, CURRENCY, MIN_EVENT_TIME_MS,
+                              MAX_EVENT_TIME_MS, MAX_AMOUNT_CENTS, MAX_CUSTOMER_ID,
+                              MAX_TX_ID_LENGTH)
+    _parse_compiled = _speedups.parse
 
 
 def encode_transaction(tx: Transaction) -> bytes:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from app import outputs
+from app.exceptions import InvalidRecord
+from app.records import Transaction, parse_transaction, parse_transaction_python
 from tables.outputs import SlidingRun, WindowRun
 
 speedups = pytest.importorskip("app._speedups") if not os.environ.get("CI") else None
@@ -79,3 +83,86 @@ def test_window_run_records_use_them_and_agree(
     python = [*outputs._sliding_records(runs[0]),  # type: ignore[arg-type]
               *outputs._fixed_records(runs[1])]  # type: ignore[arg-type]
     assert (outputs.COMPILED, list(outputs.window_run_records(runs))) == (True, python)
+
+
+# -- parsing ---------------------------------------------------------------------------------
+
+# Naive bounds: hypothesis wants them so (the texts below say Z, UTC).
+_DATE_TIMES = st.datetimes(min_value=datetime(1990, 1, 1),  # noqa: DTZ001
+                           max_value=datetime(2110, 12, 31))  # noqa: DTZ001
+
+
+def _iso(moment: datetime, millis: bool) -> str:
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{moment.microsecond // 1000:03d}Z" if millis else f"{text}Z"
+
+
+_EVENT_TIMES = st.one_of(
+    st.builds(_iso, _DATE_TIMES, st.booleans()),
+    # Impossible dates and times, in the canonical shape.
+    st.builds(lambda y, m, d, h, mi, s: f"{y:04d}-{m:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}Z",
+              st.integers(1999, 2101), st.integers(0, 13), st.integers(0, 32),
+              st.integers(0, 25), st.integers(0, 61), st.integers(0, 61)),
+    # One character changed.
+    st.builds(lambda text, i, c: text[:i % len(text)] + c + text[i % len(text) + 1:],
+              st.builds(_iso, _DATE_TIMES, st.booleans()), st.integers(0, 23),
+              st.sampled_from(list("0Z:-.T x+"))),
+    st.integers(min_value=-1, max_value=5_000_000_000_000),
+    st.floats(), st.none(), st.text(max_size=30))
+_AMOUNTS = st.one_of(
+    st.integers(min_value=1, max_value=10**9).map(lambda cents: cents / 100),
+    st.integers(min_value=1, max_value=10**7).map(lambda cents: cents / 1000),
+    st.integers(min_value=-3, max_value=2 * 10**7), st.floats(), st.booleans(),
+    st.text(max_size=6), st.none())
+_FIELDS = {
+    "tx_id": st.one_of(st.text(max_size=3), st.text(min_size=120, max_size=140),
+                       st.integers(min_value=-(2**63), max_value=2**63 - 1), st.none()),
+    "customer_id": st.one_of(st.integers(min_value=-2, max_value=2**64 - 1), st.booleans(),
+                             st.floats(), st.text(max_size=4)),
+    "amount": _AMOUNTS,
+    "currency": st.sampled_from(["PLN", "pln", "EUR", "", 1, None]),
+    "event_time": _EVENT_TIMES,
+}
+
+
+@st.composite
+def _records(draw: st.DrawFn) -> tuple[bytes | None, bytes | None]:
+    obj: dict[str, object] = {}
+    for name, strategy in _FIELDS.items():
+        if draw(st.integers(0, 9)):  # now and then a field is missing
+            obj[name] = draw(strategy)
+    value = orjson.dumps(obj) if draw(st.integers(0, 19)) else draw(
+        st.sampled_from([b"", b"[]", b"{", b"null", b"1"]))
+    customer = obj.get("customer_id")
+    key = str(customer).encode() if draw(st.integers(0, 9)) else draw(
+        st.one_of(st.none(), st.binary(max_size=4)))
+    return value, key
+
+
+def _python(value: bytes | None, key: bytes | None) -> Transaction | None:
+    try:
+        return parse_transaction_python(value, key)
+    except InvalidRecord:
+        return None
+
+
+@given(_records())
+def test_parse_accepts_only_what_python_accepts_with_the_same_result(
+        record: tuple[bytes | None, bytes | None]) -> None:
+    compiled = speedups.parse(*record)
+    assert compiled is None or compiled == _python(*record)
+
+
+@given(st.integers(min_value=1, max_value=2**63 - 1),
+       st.integers(min_value=1, max_value=10**9),
+       st.datetimes(min_value=datetime(2000, 1, 1),  # noqa: DTZ001
+                    max_value=datetime(2099, 12, 31)),  # noqa: DTZ001
+       st.booleans(), st.text(min_size=1, max_size=128))
+def test_parse_takes_every_common_valid_record(customer: int, cents: int, moment: datetime,
+                                               millis: bool, tx_id: str) -> None:
+    value = orjson.dumps({"tx_id": tx_id, "customer_id": customer, "amount": cents / 100,
+                          "currency": "PLN", "event_time": _iso(moment, millis)})
+    key = str(customer).encode()
+    compiled = speedups.parse(value, key)
+    assert (compiled, parse_transaction(value, key)) == (_python(value, key),) * 2
+    assert compiled is not None
