@@ -68,7 +68,7 @@ class TxApp(faust.App):
         # Faust creates only the last level of its data directory.
         self.conf.datadir.mkdir(parents=True, exist_ok=True)
         tune_gc()
-        logger.info("window-result encoders: %s", "compiled" if COMPILED else
+        logger.info("record encoders and parser: %s", "compiled" if COMPILED else
                     "Python (app/_speedups.pyx was not built: no C compiler at install?)")
         await super().on_first_start()
 

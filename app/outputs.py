@@ -18,7 +18,7 @@ try:
 except ImportError:  # built without a C compiler: the Python encoders below write the same
     _speedups = None  # type: ignore[assignment]
 
-#: Whether the compiled window-result encoders (app/_speedups.pyx) are in use.
+#: Whether the compiled module (app/_speedups.pyx: these encoders, the parser) is in use.
 COMPILED = _speedups is not None
 
 __all__ = [
