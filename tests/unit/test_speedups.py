@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from datetime import datetime
+from pathlib import Path
 
 import orjson
 import pytest
@@ -18,6 +21,8 @@ from tables.outputs import SlidingRun, WindowRun
 speedups = pytest.importorskip("app._speedups") if not os.environ.get("CI") else None
 if speedups is None:
     from app import _speedups as speedups  # in CI the build must have compiled them
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # Amounts beyond the C code's range on purpose: they go through the Python fallback.
 AMOUNTS = st.lists(st.one_of(st.integers(min_value=1, max_value=10**9),
@@ -166,3 +171,32 @@ def test_parse_takes_every_common_valid_record(customer: int, cents: int, moment
     compiled = speedups.parse(value, key)
     assert (compiled, parse_transaction(value, key)) == (_python(value, key),) * 2
     assert compiled is not None
+
+
+def test_without_the_compiled_module_the_python_code_gives_the_same_records() -> None:
+    # A fresh interpreter in which importing app._speedups fails, as after an install
+    # without a C compiler.
+    script = """
+import sys
+sys.modules["app._speedups"] = None
+from app import outputs, records
+from tables.outputs import SlidingRun, WindowRun
+run = [WindowRun("hopping", 1_773_300_000_000, 1_773_300_600_000,
+                 [(7, [1_773_300_000_000, 2, 1999, 999, 1000, 0], None)]),
+       SlidingRun("sliding", 600_000, [(7, 1_773_300_600_123, 1, 999, 999, 999)])]
+value = b'{"tx_id":"t","customer_id":7,"amount":9.99,"currency":"PLN",' \\
+        b'"event_time":"2026-03-12T07:20:13.608Z"}'
+print(repr((outputs.COMPILED, list(outputs.window_run_records(run)),
+            records.parse_transaction(value, b"7"))))
+"""
+    python = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=True, cwd=ROOT).stdout.strip()
+    runs: list[WindowRun | SlidingRun] = [
+        WindowRun("hopping", 1_773_300_000_000, 1_773_300_600_000,
+                  [(7, [1_773_300_000_000, 2, 1999, 999, 1000, 0], None)]),
+        SlidingRun("sliding", 600_000, [(7, 1_773_300_600_123, 1, 999, 999, 999)])]
+    value = (b'{"tx_id":"t","customer_id":7,"amount":9.99,"currency":"PLN",'
+             b'"event_time":"2026-03-12T07:20:13.608Z"}')
+    compiled = (outputs.COMPILED, list(outputs.window_run_records(runs)),
+                parse_transaction(value, b"7"))
+    assert python == repr((False, *compiled[1:]))
