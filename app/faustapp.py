@@ -10,8 +10,8 @@ from faust.types import TransportT
 
 from .gctuning import tune_gc
 from .kafka_admin import ensure_topics, parse_broker_url
-from .outputs import COMPILED
 from .settings import Settings
+from .speedups import COMPILED
 from .topics import TopicNames
 from .transport import BatchingConsumer, BatchingTransport
 

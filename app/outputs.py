@@ -12,14 +12,7 @@ from tables.aggregate import average_in_cents
 from tables.outputs import Alert, LateEvent, SessionResult, SlidingRun, WindowResult, WindowRun
 
 from .records import cents_to_float_exact, format_time, second_text
-
-try:
-    from app import _speedups
-except ImportError:  # built without a C compiler: the Python encoders below write the same
-    _speedups = None  # type: ignore[assignment]
-
-#: Whether the compiled module (app/_speedups.pyx: these encoders, the parser) is in use.
-COMPILED = _speedups is not None
+from .speedups import COMPILED, speedups
 
 __all__ = [
     "COMPILED",
@@ -70,6 +63,17 @@ def money_text(cents: int) -> str:
     return f"{cents // 100}{_FRACTION[cents % 100]}"
 
 
+def _amounts_text(count: int, total: int, low: int, high: int) -> str:
+    """``count,"total":..,"min":..,"max":..,"average":..}`` of a window with events."""
+    if count == 1:
+        # Most windows of a sparse stream hold one event: total, min, max and average
+        # are the same amount.
+        amount = money_text(total)
+        return f'1,"total":{amount},"min":{amount},"max":{amount},"average":{amount}}}'
+    return (f'{count},"total":{money_text(total)},"min":{money_text(low)},'
+            f'"max":{money_text(high)},"average":{money_text(average_in_cents(total, count))}}}')
+
+
 # The encoders below write JSON text directly instead of building a dict for orjson: the
 # worker encodes about four output records per event, and the dicts were an eighth of its
 # CPU. tests/unit/test_outputs.py checks every encoder byte for byte against the dict form.
@@ -89,7 +93,6 @@ def window_result_records(results: Iterable[WindowResult]) -> Iterator[tuple[byt
     """
     start_ms = end_ms = -1
     start = end = ""
-    fraction = _FRACTION
     for result in results:
         if result.start_ms != start_ms:
             start_ms = result.start_ms
@@ -99,15 +102,7 @@ def window_result_records(results: Iterable[WindowResult]) -> Iterator[tuple[byt
             end = format_time(end_ms)
         customer = str(result.customer_id)
         kind, count, total = result.kind, result.count, result.total
-        if count == 1:
-            # Most windows of a sparse stream hold one event: total, min, max and average
-            # are the same amount (money_text, inlined).
-            amount = f"{total // 100}{fraction[total % 100]}"
-            low = high = average = amount
-        elif count:
-            amount, low, high = money_text(total), money_text(result.min), money_text(result.max)
-            average = money_text(average_in_cents(total, count))
-        else:
+        if not count:
             value = orjson.dumps({"result_id": result.result_id, "kind": kind,
                                   "customer_id": result.customer_id,
                                   **window_json(start_ms, end_ms, 0, total, 0, 0)})
@@ -117,8 +112,8 @@ def window_result_records(results: Iterable[WindowResult]) -> Iterator[tuple[byt
         # loop runs per output record); tests/unit/test_outputs.py checks they agree.
         yield customer.encode(), (
             f'{{"result_id":"{kind}:{customer}:{start_ms}","kind":"{kind}",'
-            f'"customer_id":{customer},"start":"{start}","end":"{end}","count":{count},'
-            f'"total":{amount},"min":{low},"max":{high},"average":{average}}}'
+            f'"customer_id":{customer},"start":"{start}","end":"{end}","count":'
+            f'{_amounts_text(count, total, result.min, result.max)}'
         ).encode(), end_ms
 
 
@@ -132,18 +127,18 @@ def window_run_records(
     """
     for run in runs:
         if isinstance(run, SlidingRun):
-            if _speedups is None:
+            if speedups is None:
                 yield from _sliding_records(run)
             else:
-                yield from _speedups.sliding_run_records(
+                yield from speedups.sliding_run_records(
                     f'{{"result_id":"{run.kind}:'.encode(),
                     f'","kind":"{run.kind}","customer_id":'.encode(), run.size_ms,
                     _as_list(run.rows), partial(_one_sliding_record, run))
-        elif _speedups is None:
+        elif speedups is None:
             yield from _fixed_records(run)
         else:
             kind, start_ms, end_ms = run.kind, run.start_ms, run.end_ms
-            yield from _speedups.fixed_run_records(
+            yield from speedups.fixed_run_records(
                 f'{{"result_id":"{kind}:'.encode(),
                 f':{start_ms}","kind":"{kind}","customer_id":'.encode(),
                 f',"start":"{format_time(start_ms)}","end":"{format_time(end_ms)}",'
@@ -170,7 +165,6 @@ def _one_sliding_record(run: SlidingRun, row: tuple[int, int, int, int, int, int
 
 def _fixed_records(run: WindowRun) -> Iterator[tuple[bytes, bytes, int]]:
     """Records of a run of fixed windows, written in Python."""
-    fraction = _FRACTION
     kind, start_ms, end_ms = run.kind, run.start_ms, run.end_ms
     start, end = format_time(start_ms), format_time(end_ms)
     head = f'{{"result_id":"{kind}:'
@@ -179,23 +173,9 @@ def _fixed_records(run: WindowRun) -> Iterator[tuple[bytes, bytes, int]]:
     for customer_id, window, _ in run.windows:
         count, total = window[1], window[2]
         customer = str(customer_id)
-        if count == 1:
-            # Most windows of a sparse stream hold one event: total, min, max and
-            # average are the same amount (money_text, inlined).
-            amount = f"{total // 100}{fraction[total % 100]}"
-            value = (f'{head}{customer}{middle}{customer}{bounds}1,"total":{amount},'
-                     f'"min":{amount},"max":{amount},"average":{amount}}}')
-        elif count:
-            # money_text and average_in_cents, inlined: a third of the windows.
-            low, high = window[3], window[4]
-            average, remainder = divmod(total, count)
-            if 2 * remainder > count or (2 * remainder == count and average % 2):
-                average += 1
-            value = (f'{head}{customer}{middle}{customer}{bounds}{count},'
-                     f'"total":{total // 100}{fraction[total % 100]},'
-                     f'"min":{low // 100}{fraction[low % 100]},'
-                     f'"max":{high // 100}{fraction[high % 100]},'
-                     f'"average":{average // 100}{fraction[average % 100]}}}')
+        if count:
+            value = (f'{head}{customer}{middle}{customer}{bounds}'
+                     f'{_amounts_text(count, total, window[3], window[4])}')
         else:
             value = orjson.dumps({"result_id": f"{kind}:{customer}:{start_ms}",
                                   "kind": kind, "customer_id": customer_id,
@@ -208,7 +188,6 @@ def _fixed_records(run: WindowRun) -> Iterator[tuple[bytes, bytes, int]]:
 def _sliding_records(run: SlidingRun) -> Iterator[tuple[bytes, bytes, int]]:
     """Records of a sliding run: each window ends at its own millisecond."""
     kind, size = run.kind, run.size_ms
-    fraction = _FRACTION
     head = f'{{"result_id":"{kind}:'
     kind_text = f'","kind":"{kind}","customer_id":'
     # With a size of whole seconds, start and end share their milliseconds: two cached
@@ -224,22 +203,9 @@ def _sliding_records(run: SlidingRun) -> Iterator[tuple[bytes, bytes, int]]:
             start = second_text(seconds - size_seconds) + suffix
             end = second_text(seconds) + suffix
         customer = str(customer_id)
-        if count == 1:
-            amount = f"{total // 100}{fraction[total % 100]}"
-            low_text = high_text = average = amount
-        else:
-            # money_text and average_in_cents, inlined.
-            mean, remainder = divmod(total, count)
-            if 2 * remainder > count or (2 * remainder == count and mean % 2):
-                mean += 1
-            amount = f"{total // 100}{fraction[total % 100]}"
-            low_text = f"{low // 100}{fraction[low % 100]}"
-            high_text = f"{high // 100}{fraction[high % 100]}"
-            average = f"{mean // 100}{fraction[mean % 100]}"
         yield customer.encode(), (
             f'{head}{customer}:{start_ms}{kind_text}{customer},"start":"{start}",'
-            f'"end":"{end}","count":{count},"total":{amount},"min":{low_text},'
-            f'"max":{high_text},"average":{average}}}'
+            f'"end":"{end}","count":{_amounts_text(count, total, low, high)}'
         ).encode(), end_ms
 
 

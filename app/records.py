@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from app.exceptions import InvalidRecord
+from app.speedups import speedups
 
 __all__ = [
     "CURRENCY",
@@ -246,15 +247,13 @@ def parse_transaction_python(value: bytes | None, key: bytes | None) -> Transact
     return Transaction(tx_id, customer_id, amount_cents, CURRENCY, event_time_ms)
 
 
-try:
-    from app import _speedups
-except ImportError:  # built without a C compiler: parse_transaction_python does it all
+if speedups is None:  # not compiled: parse_transaction_python does it all
     _parse_compiled = None
 else:
-    _speedups.configure_parse(orjson.loads, Transaction, CURRENCY, MIN_EVENT_TIME_MS,
-                              MAX_EVENT_TIME_MS, MAX_AMOUNT_CENTS, MAX_CUSTOMER_ID,
-                              MAX_TX_ID_LENGTH)
-    _parse_compiled = _speedups.parse
+    speedups.configure_parse(orjson.loads, Transaction, CURRENCY, MIN_EVENT_TIME_MS,
+                             MAX_EVENT_TIME_MS, MAX_AMOUNT_CENTS, MAX_CUSTOMER_ID,
+                             MAX_TX_ID_LENGTH)
+    _parse_compiled = speedups.parse
 
 
 def encode_transaction(tx: Transaction) -> bytes:
