@@ -339,11 +339,9 @@ def parse(value, key):
     if type(currency) is not str or currency != _currency:
         return None
     if type(event_time) is str:
-        event_ms = _iso_ms(<str>event_time)
-        if event_ms < 0:
-            return None
+        event_ms = _iso_ms(<str>event_time)  # -1 if not canonical: out of range below
     elif type(event_time) is int:
-        if not _min_event_ms <= event_time < _max_event_ms:
+        if not _min_event_ms <= event_time < _max_event_ms:  # before it becomes a C int
             return None
         event_ms = event_time
     else:
