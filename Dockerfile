@@ -6,7 +6,7 @@ COPY app ./app
 COPY agents ./agents
 COPY tables ./tables
 COPY bench ./bench
-# A C compiler for the compiled encoders (app/_speedups.pyx), removed again after the build.
+# A C compiler for the compiled encoders (app/records/_speedups.pyx), removed again after the build.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
     && pip install --no-cache-dir . \

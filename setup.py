@@ -1,4 +1,4 @@
-"""Builds txstream's optional compiled encoders (app/_speedups.pyx); the rest is pyproject.toml.
+"""Builds the optional compiled encoders (app/records/_speedups.pyx); the rest is pyproject.toml.
 
 Without a C compiler the build goes on without them (``optional=True``) and txstream uses
 its Python encoders, which write the same bytes.
@@ -12,7 +12,7 @@ except ImportError:  # Cython is a build requirement; a plain sdist build may la
     extensions = []
 else:
     extensions = cythonize(
-        [Extension("app._speedups", ["app/_speedups.pyx"], optional=True)],
+        [Extension("app.records._speedups", ["app/records/_speedups.pyx"], optional=True)],
         compiler_directives={"language_level": "3"}, quiet=True)
 
 setup(ext_modules=extensions)

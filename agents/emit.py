@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.outputs import (
+from app.records.outputs import (
     alert_records,
     late_records,
     session_records,

@@ -11,40 +11,25 @@ from typing import TYPE_CHECKING, Any
 from faust.types import TP
 
 from app.exceptions import InvalidRecord
-from app.metrics import OutputCounters
-from app.outputs import dead_letter_headers
-from app.records import Transaction, parse_transaction
+from app.records.outputs import dead_letter_headers
+from app.records.transaction import Transaction, parse_transaction
+from app.settings import window_config
 from tables.faust_tables import TableWrite, dirty_records, load_partition, store_records
 from tables.outputs import Outputs
 from tables.partition import PartitionState
-from tables.windows import WindowConfig
 
 from .batches import RecordBatches, SentBatch
+from .counters import OutputCounters
 from .emit import append_outputs
 from .throughput import Throughput
 
 if TYPE_CHECKING:
-    from app.faustapp import TxApp
-    from app.transport import BatchingConsumer
+    from app.kafka.transport import BatchingConsumer
+    from app.txapp import TxApp
 
-__all__ = ["QUIET_SECONDS", "Pipeline", "install_pipeline", "window_config"]
+__all__ = ["QUIET_SECONDS", "Pipeline", "install_pipeline"]
 
 logger = logging.getLogger(__name__)
-
-
-def window_config(settings: Any) -> WindowConfig:
-    """The core's window configuration from the settings."""
-    return WindowConfig(
-        tumbling_ms=settings.tumbling_ms,
-        hopping_size_ms=settings.hopping_size_ms,
-        hopping_step_ms=settings.hopping_step_ms,
-        sliding_ms=settings.sliding_ms,
-        session_gap_ms=settings.session_gap_ms,
-        allowed_lateness_ms=settings.allowed_lateness_ms,
-        idle_timeout_ms=settings.idle_timeout_ms,
-        retention_ms=settings.retention_ms,
-        alert_threshold_cents=settings.alert_threshold_cents,
-    )
 
 
 #: The tick period, and the shortest pause of the input that counts as quiet.

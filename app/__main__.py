@@ -1,5 +1,5 @@
 """``python -m app``: the same as the ``txstream`` command."""
 
-from app.cli import main
+from app.commands.cli import main
 
 main()

@@ -9,10 +9,12 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.durations import format_duration, parse_duration
-from app.exceptions import SettingsError
+from tables.windows import WindowConfig
 
-__all__ = ["ENV_PREFIX", "Settings"]
+from .durations import format_duration, parse_duration
+from .exceptions import SettingsError
+
+__all__ = ["ENV_PREFIX", "Settings", "window_config"]
 
 ENV_PREFIX = "TXSTREAM_"
 
@@ -389,3 +391,18 @@ def _describe(exc: ValidationError) -> str:
             message = f"expected {_EXPECTED.get(field, 'a valid value')}"
         lines.append(f"{ENV_PREFIX}{field.upper()}={error['input']!r}: {message}")
     return "; ".join(lines)
+
+
+def window_config(settings: Settings) -> WindowConfig:
+    """The windowing core's configuration from the settings."""
+    return WindowConfig(
+        tumbling_ms=settings.tumbling_ms,
+        hopping_size_ms=settings.hopping_size_ms,
+        hopping_step_ms=settings.hopping_step_ms,
+        sliding_ms=settings.sliding_ms,
+        session_gap_ms=settings.session_gap_ms,
+        allowed_lateness_ms=settings.allowed_lateness_ms,
+        idle_timeout_ms=settings.idle_timeout_ms,
+        retention_ms=settings.retention_ms,
+        alert_threshold_cents=settings.alert_threshold_cents,
+    )

@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 
-from app.broker import EmbeddedBroker
-from app.kafka_admin import parse_broker_url
+from app.kafka.admin import parse_broker_url
+from app.kafka.broker import EmbeddedBroker
 from app.topics import TopicNames
 
 from .latency import run_latency

@@ -17,7 +17,7 @@ from collections import defaultdict
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.procs import peak_rss_kb
+from .procs import peak_rss_kb
 
 __all__ = ["main"]
 

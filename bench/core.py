@@ -18,10 +18,9 @@ from typing import Any
 
 from agents.batches import RecordBatches
 from agents.emit import append_outputs
-from agents.transactions import window_config
 from app.gctuning import tune_gc
-from app.records import Transaction, parse_transaction
-from app.settings import Settings
+from app.records.transaction import Transaction, parse_transaction
+from app.settings import Settings, window_config
 from app.topics import TopicNames
 from tables.outputs import Outputs
 from tables.partition import KINDS, PartitionState

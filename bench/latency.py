@@ -23,9 +23,9 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from app.broker import free_port
-from app.kafka_admin import ensure_topics
-from app.records import Transaction, encode_transaction, transaction_key
+from app.kafka.admin import ensure_topics
+from app.process import free_port
+from app.records.transaction import Transaction, encode_transaction, transaction_key
 from app.topics import TopicNames
 
 from .procs import memory_kb

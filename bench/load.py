@@ -9,9 +9,9 @@ from dataclasses import asdict, dataclass
 
 from aiokafka import TopicPartition
 
-from app.generator import GeneratorConfig, generate
-from app.kafka_admin import ensure_topics, true_end_offsets
-from app.records import encode_transaction, transaction_key
+from app.commands.generator import GeneratorConfig, generate
+from app.kafka.admin import ensure_topics, true_end_offsets
+from app.records.transaction import encode_transaction, transaction_key
 
 __all__ = ["LoadSpec", "load_topic", "make_records"]
 

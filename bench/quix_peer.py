@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from bench.procs import peak_rss_kb
+from .procs import peak_rss_kb
 
 __all__ = ["main"]
 

@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from app.broker import EmbeddedBroker, resolve_tansu_binary
+from app.kafka.broker import EmbeddedBroker, resolve_tansu_binary
 
 from .targets import Measurement
 

@@ -28,9 +28,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.broker import free_port
-from app.kafka_admin import ensure_topics, true_end_offsets
-from app.testing import ManagedProcess
+from app.kafka.admin import ensure_topics, true_end_offsets
+from app.process import ManagedProcess, free_port
 from app.topics import TopicNames
 
 from .procs import LogWatcher, cpu_seconds, memory_kb

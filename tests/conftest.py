@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings
 
-from app.broker import EmbeddedBroker
-from app.kafka_admin import parse_broker_url
+from app.kafka.admin import parse_broker_url
+from app.kafka.broker import EmbeddedBroker
 from app.testing import free_port as _free_port
 
 __all__: list[str] = []

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.kafka_io import send_raw
-from app.records import format_time, parse_time
+from app.kafka.topic_io import send_raw
+from app.records.times import format_time, parse_time
 from app.testing import wait_until
 
 from .conftest import Worker, WorkerFactory

@@ -12,7 +12,8 @@ import orjson
 import pytest
 import urllib3
 
-from app.testing import ManagedProcess, free_port, process_alive, wait_until
+from app.process import ManagedProcess
+from app.testing import free_port, process_alive, wait_until
 
 pytestmark = pytest.mark.slow
 

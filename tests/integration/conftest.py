@@ -13,8 +13,9 @@ import orjson
 import pytest
 import urllib3
 
-from app.kafka_admin import ensure_topics, parse_broker_url
-from app.testing import ManagedProcess, free_port, wait_until
+from app.kafka.admin import ensure_topics, parse_broker_url
+from app.process import ManagedProcess
+from app.testing import free_port, wait_until
 from app.topics import TopicNames
 
 __all__ = ["Worker", "WorkerFactory"]

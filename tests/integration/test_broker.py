@@ -14,9 +14,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from app.broker import EmbeddedBroker
 from app.exceptions import BrokerError
-from app.kafka_admin import ensure_topics, true_end_offsets
+from app.kafka.admin import ensure_topics, true_end_offsets
+from app.kafka.broker import EmbeddedBroker
 from app.testing import process_alive, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,8 @@ def test_start_and_stop_leave_no_process() -> None:
 
 def test_interpreter_exit_without_stop_kills_the_broker() -> None:
     # The atexit hook must stop a broker that the program forgot to stop.
-    code = "from app.broker import EmbeddedBroker; b = EmbeddedBroker(); b.start(); print(b.pid)"
+    code = ("from app.kafka.broker import EmbeddedBroker; b = EmbeddedBroker(); b.start(); "
+            "print(b.pid)")
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
@@ -172,7 +173,7 @@ async def test_true_end_offsets_after_several_batches_and_with_no_partitions(
 def test_broker_dies_with_a_parent_killed_outright(tmp_path: Path) -> None:
     # A parent that starts a broker, prints its PID, then waits to be SIGKILLed: no atexit
     # hook or finally block runs, yet the broker must not outlive it.
-    script = ("import time; from app.broker import EmbeddedBroker; b = EmbeddedBroker(); "
+    script = ("import time; from app.kafka.broker import EmbeddedBroker; b = EmbeddedBroker(); "
               "b.start(); print(b.pid, flush=True); time.sleep(120)")
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
                               cwd=Path(__file__).resolve().parents[2])

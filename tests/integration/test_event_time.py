@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 import pytest
 
-from app.kafka_io import TopicRecord, read_until, send_raw
-from app.records import format_time, parse_time
+from app.kafka.topic_io import TopicRecord, read_until, send_raw
+from app.records.times import format_time, parse_time
 from app.testing import wait_until
 
 from .conftest import WorkerFactory

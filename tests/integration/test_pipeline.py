@@ -11,9 +11,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from app.kafka_io import read_until, send_raw
-from app.records import parse_time
-from app.testing import ManagedProcess, wait_until
+from app.kafka.topic_io import read_until, send_raw
+from app.process import ManagedProcess
+from app.records.times import parse_time
+from app.testing import wait_until
 
 from .conftest import WorkerFactory
 

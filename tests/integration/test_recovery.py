@@ -17,12 +17,13 @@ import orjson
 import pytest
 from aiokafka import TopicPartition
 
-from app.generator import GeneratorConfig, generate
-from app.kafka_admin import true_end_offsets
-from app.kafka_io import TopicRecord, read_until
-from app.produce import send_records
-from app.records import Transaction, encode_transaction, parse_time, transaction_key
-from app.replay import committed_offsets
+from app.commands.generator import GeneratorConfig, generate
+from app.kafka.admin import true_end_offsets
+from app.kafka.produce import send_records
+from app.kafka.topic_io import TopicRecord, read_until
+from app.kappa.replay import committed_offsets
+from app.records.times import parse_time
+from app.records.transaction import Transaction, encode_transaction, transaction_key
 from app.testing import async_wait_until
 
 from .conftest import PARTITIONS, Worker, WorkerFactory

@@ -15,11 +15,11 @@ from typing import Any
 import orjson
 import pytest
 
-from app.changelog import changelog_topic, read_changelog, topic_partitions
-from app.kafka_admin import true_end_offsets
-from app.kafka_io import TopicRecord, read_topic, send_raw
-from app.records import parse_time
-from app.replay import committed_offsets, version_topics
+from app.kafka.admin import true_end_offsets
+from app.kafka.changelog import changelog_topic, read_changelog, topic_partitions
+from app.kafka.topic_io import TopicRecord, read_topic, send_raw
+from app.kappa.replay import committed_offsets, version_topics
+from app.records.times import parse_time
 from app.testing import async_wait_until, wait_until
 from tables.kindstate import META_KEY
 from tables.partition import KINDS

@@ -1,0 +1,1 @@
+"""The command line: the ``txstream`` entry point and each of its commands."""

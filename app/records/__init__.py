@@ -1,0 +1,1 @@
+"""Records on the wire: transactions in, output records out, money and times as text."""

@@ -1,0 +1,78 @@
+"""AlertsTail: the most recent alerts of every partition, read from the alerts topic."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from app.kafka.admin import true_end_offsets
+
+__all__ = ["AlertsTail"]
+
+logger = logging.getLogger(__name__)
+
+
+class AlertsTail:
+    """Follows the whole ``alerts`` topic (no consumer group), so any worker can list them.
+
+    Alerts are produced by whichever worker owns a customer's partition; reading the topic
+    itself gives every worker the same answer, and repeated deliveries of one alert (same
+    deterministic id) are shown once.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, keep: int = 1000) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.keep = keep
+        self._alerts: dict[str, dict[str, Any]] = {}
+        self._order: deque[str] = deque()
+        self.ready = asyncio.Event()
+
+    def latest(self, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` alerts, most recent event time first."""
+        alerts = sorted(self._alerts.values(),
+                        key=lambda a: (a["event_time"], a["alert_id"]), reverse=True)
+        return alerts[:limit]
+
+    def _add(self, value: bytes) -> None:
+        try:
+            alert = orjson.loads(value)
+            alert_id = alert["alert_id"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return
+        if alert_id not in self._alerts:
+            self._order.append(alert_id)
+        self._alerts[alert_id] = alert
+        while len(self._order) > self.keep:
+            self._alerts.pop(self._order.popleft(), None)
+
+    async def run(self) -> None:
+        """Read from ``keep`` records before the end of each partition, then follow."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                    group_id=None)
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(self.topic) or set()
+            while not partitions:
+                await asyncio.sleep(0.5)
+                await consumer._client.force_metadata_update()
+                partitions = consumer.partitions_for_topic(self.topic) or set()
+            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            ends = await true_end_offsets(self.bootstrap, tps)
+            for tp in tps:
+                consumer.seek(tp, max(0, ends.get(tp, 0) - self.keep))
+            self.ready.set()
+            while True:
+                batches = await consumer.getmany(timeout_ms=500, max_records=1000)
+                for records in batches.values():
+                    for record in records:
+                        if record.value is not None:
+                            self._add(record.value)
+        finally:
+            await consumer.stop()
