@@ -6,13 +6,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from faust.types import TP
 
-from app.exceptions import InvalidRecord
+from app.records.decode import Decoder
 from app.records.outputs import dead_letter_headers
-from app.records.transaction import Transaction, parse_transaction
 from app.settings import window_config
 from tables.faust_tables import TableWrite, dirty_records, load_partition, store_records
 from tables.outputs import Outputs
@@ -57,6 +57,7 @@ class Pipeline:
         self.states: dict[int, PartitionState] = {}
         self.throughput = Throughput()
         self.outputs_sent = OutputCounters()
+        self.decoder = Decoder(app.settings.max_event_ahead_ms)
         self._applied: dict[TP, int] = {}
         self._pending: list[SentBatch] = []
         self._lock = asyncio.Lock()
@@ -86,14 +87,8 @@ class Pipeline:
                 if not records:
                     continue
                 state = self.state_for(tp.partition)
-                parsed: list[tuple[int, Transaction | None]] = []
-                append = parsed.append
-                for record in records:
-                    try:
-                        append((record.offset, parse_transaction(record.value, record.key)))
-                    except InvalidRecord as exc:
-                        self._dead_letter(batches, tp, record, exc.reason)
-                        append((record.offset, None))
+                parsed = self.decoder.decode(
+                    records, wall, partial(self._dead_letter, batches, tp))
                 out = state.apply(parsed, wall)
                 self._send(batches, tp.partition, out)
                 self._applied[tp] = records[-1].offset
@@ -128,7 +123,13 @@ class Pipeline:
         state = self.states.get(partition)
         if state is None:
             state = PartitionState(partition, self.config, self.kinds)
-            loaded = load_partition(self.app.state_tables, state)
+            tables, skipped = self.app.state_tables, self.app.skipped_records
+
+            def skip(kind: str, key: bytes, reason: str) -> None:
+                topic = tables[kind].changelog_topic.get_topic_name()
+                skipped.skip(topic, f"partition {partition}, key {key[:40]!r}", reason)
+
+            loaded = load_partition(tables, state, skip)
             logger.info("partition %d: loaded %d state records", partition, loaded)
             self.states[partition] = state
         return state

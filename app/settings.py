@@ -51,6 +51,7 @@ _EXPECTED: dict[str, str] = {
     "log_level": "one of debug, info, warning, error",
     "topic_prefix": "letters, digits, '.', '_' or '-' (or nothing)",
     "fetch_max_wait": f"a duration ({_DURATION_HINT})",
+    "max_event_ahead": f"a duration ({_DURATION_HINT})",
     "window_kinds": "a comma-separated list of tumbling, hopping, sliding, session "
     "(tumbling is required)",
 }
@@ -122,6 +123,8 @@ class Settings(BaseSettings):
       default, 1.5 s, delays alerts on a quiet stream).
     - ``TXSTREAM_WINDOW_KINDS`` [tumbling,hopping,sliding,session]: the window kinds kept
       (tumbling is required: it carries the alert rule).
+    - ``TXSTREAM_MAX_EVENT_AHEAD`` [5m]: how far ahead of the wall clock an event time may
+      be; a record beyond it is dead-lettered and never moves a watermark (0 allowed).
     - ``TXSTREAM_TOPIC_PREFIX`` [empty]: put before every input and output topic name
       (``test1-transactions``), so tests and tenants can share a broker; letters,
       digits, ``.``, ``_``, ``-``.
@@ -164,6 +167,7 @@ class Settings(BaseSettings):
     topic_prefix: str = ""
     window_kinds: str = "tumbling,hopping,sliding,session"
     fetch_max_wait: str = "100ms"
+    max_event_ahead: str = "5m"
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -251,7 +255,7 @@ class Settings(BaseSettings):
         _duration(value, positive=True)
         return value.strip()
 
-    @field_validator("allowed_lateness")
+    @field_validator("allowed_lateness", "max_event_ahead")
     @classmethod
     def _check_duration(cls, value: str) -> str:
         _duration(value, positive=False)
@@ -331,6 +335,11 @@ class Settings(BaseSettings):
     def allowed_lateness_ms(self) -> int:
         """Watermark delay in ms (may be 0)."""
         return parse_duration(self.allowed_lateness)
+
+    @property
+    def max_event_ahead_ms(self) -> int:
+        """How far ahead of the wall clock an event time may be, in ms."""
+        return parse_duration(self.max_event_ahead)
 
     @property
     def idle_timeout_ms(self) -> int:

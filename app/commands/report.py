@@ -93,6 +93,7 @@ async def _report(app: TxApp, options: ReportOptions) -> int:
         format_rows,
         report_config,
     )
+    from app.records.decode import Decoder
     from app.settings import window_config
     from app.txapp import faust_app_id
 
@@ -100,6 +101,9 @@ async def _report(app: TxApp, options: ReportOptions) -> int:
     settings = app.settings
     source = app.topic_names.transactions
     live = window_config(settings)
+    # Rejects what live processing dead-letters, the bound on future event times included
+    # (taken against the wall clock now: see the README).
+    decoder = Decoder(settings.max_event_ahead_ms)
     progress = ProgressLine(f"reading {source}")
     if options.check:
         from app.kafka.changelog import changelog_topic
@@ -107,7 +111,7 @@ async def _report(app: TxApp, options: ReportOptions) -> int:
         changelog = changelog_topic(faust_app_id(settings), "tumbling")
         try:
             result = await check_live(app.bootstrap, source, changelog, live,
-                                      on_progress=progress)
+                                      decoder=decoder, on_progress=progress)
         finally:
             progress.close()
         differences = [d for d in result.differences
@@ -130,7 +134,7 @@ async def _report(app: TxApp, options: ReportOptions) -> int:
     config = report_config(live, options.window_ms, include_late=options.include_late)
     try:
         report = await compute_report(app.bootstrap, source, config, customer=options.customer,
-                                      on_progress=progress)
+                                      decoder=decoder, on_progress=progress)
     finally:
         progress.close()
     rows = report.rows(start_from=options.start_from, start_to=options.start_to)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,7 +19,6 @@ from typing import Any
 
 import orjson
 
-from app.exceptions import InvalidRecord
 from app.kafka.changelog import (
     end_offsets,
     load_kind,
@@ -26,6 +26,7 @@ from app.kafka.changelog import (
     stream_topic,
     topic_partitions,
 )
+from app.records.decode import Decoder
 from app.records.money import format_cents
 from app.records.outputs import money
 from app.records.times import format_time
@@ -33,7 +34,6 @@ from app.records.transaction import (
     MAX_EVENT_TIME_MS,
     MIN_EVENT_TIME_MS,
     Transaction,
-    parse_transaction,
 )
 from tables.aggregate import Aggregate, average_cents
 from tables.fixed import FixedWindowState
@@ -78,16 +78,25 @@ def report_config(live: WindowConfig, window_ms: int, *, include_late: bool) -> 
                                retention_ms=0)
 
 
-def decode_records(records: Iterable[Any]) -> list[tuple[int, Transaction | None]]:
-    """``(offset, transaction)`` of consumer records; None marks an invalid one (as live)."""
-    decoded: list[tuple[int, Transaction | None]] = []
-    append = decoded.append
-    for record in records:
-        try:
-            append((record.offset, parse_transaction(record.value, record.key)))
-        except InvalidRecord:
-            append((record.offset, None))
-    return decoded
+def decode_records(records: Iterable[Any], decoder: Decoder | None = None,
+                   wall_ms: int | None = None) -> list[tuple[int, Transaction | None]]:
+    """``(offset, transaction)`` of consumer records; None marks a rejected one (as live).
+
+    The same decoding as the live pipeline's (``decoder`` with the live bound on event
+    times ahead of the wall clock, taken at ``wall_ms``, now by default); what live
+    processing would dead-letter is skipped and counted.
+    """
+    decoder = decoder if decoder is not None else _UNBOUNDED
+    wall = int(time.time() * 1000) if wall_ms is None else wall_ms
+    return decoder.decode(records, wall, _skip)
+
+
+def _skip(record: Any, reason: str) -> None:
+    """A rejected record: the report counts it (the core counts None as a dead letter)."""
+
+
+#: Decoding without a bound on future event times.
+_UNBOUNDED = Decoder(None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +183,7 @@ class WindowReport:
 
 
 async def compute_report(bootstrap: str, topic: str, config: WindowConfig, *,
-                         customer: int | None = None,
+                         customer: int | None = None, decoder: Decoder | None = None,
                          on_progress: Progress | None = None) -> WindowReport:
     """Stream ``topic`` from the start through a :class:`WindowReport`.
 
@@ -188,7 +197,7 @@ async def compute_report(bootstrap: str, topic: str, config: WindowConfig, *,
     report = WindowReport(config, customer=customer)
     done = 0
     async for partition, records in stream_topic(bootstrap, topic, stops):
-        report.apply(partition, decode_records(records))
+        report.apply(partition, decode_records(records, decoder))
         done += len(records)
         if on_progress is not None:
             on_progress(done, total)
@@ -254,6 +263,7 @@ def compare_windows(live: FixedWindowState,
 
 
 async def check_live(bootstrap: str, source: str, changelog: str, config: WindowConfig, *,
+                     decoder: Decoder | None = None,
                      on_progress: Progress | None = None) -> CheckResult:
     """Compare the live tumbling table (from its changelog) with a recomputation.
 
@@ -284,7 +294,7 @@ async def check_live(bootstrap: str, source: str, changelog: str, config: Window
     states = {p: PartitionState(p, config, _TUMBLING) for p in range(partitions)}
     done = 0
     async for partition, records in stream_topic(bootstrap, source, stops):
-        states[partition].apply(decode_records(records))
+        states[partition].apply(decode_records(records, decoder))
         done += len(records)
         if on_progress is not None:
             on_progress(done, result.applied)

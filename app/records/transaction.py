@@ -37,6 +37,8 @@ MAX_AMOUNT_CENTS = 1_000_000_000
 #: Customer ids are positive 64-bit integers (what a database key and orjson both hold).
 MAX_CUSTOMER_ID = 2**63 - 1
 MAX_TX_ID_LENGTH = 128
+#: The largest amount as a float, for a check before any float arithmetic.
+_MAX_AMOUNT = MAX_AMOUNT_CENTS / 100
 
 #: Event times outside [2000-01-01, 2100-01-01) are "absurd": a broken clock, seconds
 #: sent where milliseconds belong, or garbage. They would open windows nobody closes.
@@ -97,6 +99,10 @@ def _amount_cents(amount: Any) -> int:
             raise InvalidRecord(f"amount must be finite, got {amount!r}")
         if amount <= 0:
             raise InvalidRecord(f"amount must be positive, got {_show(amount)}")
+        if amount > _MAX_AMOUNT:
+            # Before any arithmetic: amount * 100 of a float near 1.8e308 is infinite, and
+            # round() of that raises OverflowError instead of giving a reason.
+            raise InvalidRecord(f"amount over 10000000 PLN: {_show(amount)}")
         cents = round(amount * 100)
         if cents / 100 == amount:
             # The float nearest a number of cents: its shortest repr (what was written on

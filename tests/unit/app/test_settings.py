@@ -49,6 +49,7 @@ def test_defaults() -> None:
         "topic_prefix": "",
         "window_kinds": "tumbling,hopping,sliding,session",
         "fetch_max_wait": "100ms",
+        "max_event_ahead": "5m",
     }
 
 
@@ -66,6 +67,7 @@ def test_defaults__parsed_values() -> None:
         "flush_interval_ms": settings.flush_interval_ms,
         "session_timeout_ms": settings.session_timeout_ms,
         "alert_threshold_cents": settings.alert_threshold_cents,
+        "max_event_ahead_ms": settings.max_event_ahead_ms,
         "bootstrap_servers": settings.bootstrap_servers,
     }
     assert parsed == {
@@ -80,6 +82,7 @@ def test_defaults__parsed_values() -> None:
         "flush_interval_ms": 5_000,
         "session_timeout_ms": 10_000,
         "alert_threshold_cents": 500_000,
+        "max_event_ahead_ms": 300_000,
         "bootstrap_servers": ["localhost:9092"],
     }
 
@@ -196,6 +199,7 @@ def test_dotenv_bad_value__names_the_variable(tmp_path: Path) -> None:
         ("BROKER", "kafka://a:99999", "expected kafka://host:port[,host:port...]"),
         ("BROKER", "http://a:9092", "expected kafka://host:port[,host:port...]"),
         ("APP_ID", "tx stream", "use only letters, digits, '.', '_' and '-'"),
+        ("MAX_EVENT_AHEAD", "soon", f"not a duration ({DURATION_HINT})"),
         ("APP_ID", "", "use only letters, digits, '.', '_' and '-'"),
         ("WEB_HOST", "", "expected a host name or IP address"),
         ("WEB_PORT", "0", "expected an integer port 1..65535"),
