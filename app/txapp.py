@@ -14,6 +14,7 @@ from app.records.speedups import COMPILED
 
 from .gctuning import tune_gc
 from .settings import Settings
+from .skipped import SkippedRecords
 from .topics import TopicNames
 from .types import PipelineT
 
@@ -44,6 +45,8 @@ class TxApp(faust.App):
     settings: Settings
     topic_names: TopicNames
     state_tables: dict[str, Any]
+    #: Records of topics read back (outputs, changelogs) that were not ours, per topic.
+    skipped_records: SkippedRecords
     #: Plugged in by the composition root (app/compose.py).
     pipeline: PipelineT
 
@@ -118,6 +121,7 @@ def build_app(settings: Settings) -> TxApp:
     )
     app.settings = settings
     app.topic_names = TopicNames(settings.topic_prefix)
+    app.skipped_records = SkippedRecords()
     app.state_tables = {
         kind: app.Table(kind, partitions=settings.partitions, key_type=bytes, value_type=bytes,
                         help=f"{kind} state: one record per customer, plus ~partition",

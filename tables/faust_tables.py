@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from rocksdict import WriteBatch
 
 from .partition import PartitionState
+from .validate import CorruptRecord
+
+#: Told the table (kind), the key and the reason of a state record that was skipped.
+OnCorrupt = Callable[[str, bytes, str], None]
 
 __all__ = ["TableWrite", "dirty_records", "load_partition", "store_records"]
 
@@ -49,8 +53,13 @@ def store_records(write: TableWrite) -> None:
     write.table.data._db_for_partition(write.partition).write(batch)
 
 
-def load_partition(tables: Mapping[str, Any], state: PartitionState) -> int:
-    """Fill ``state`` from the tables' RocksDB databases for its partition; count records."""
+def load_partition(tables: Mapping[str, Any], state: PartitionState,
+                   on_corrupt: OnCorrupt | None = None) -> int:
+    """Fill ``state`` from the tables' RocksDB databases for its partition; count records.
+
+    A record txstream did not write (or a damaged one) is skipped and passed to
+    ``on_corrupt`` with its table and key: it can never stop a partition from loading.
+    """
     loaded = 0
     for kind, kind_state in state.kinds.items():
         store = tables[kind].data
@@ -59,7 +68,12 @@ def load_partition(tables: Mapping[str, Any], state: PartitionState) -> int:
         for key, value in db.items():
             if key == offset_key or value is None:
                 continue
-            kind_state.load(bytes(key), bytes(value))
+            try:
+                kind_state.load(bytes(key), bytes(value))
+            except CorruptRecord as exc:
+                if on_corrupt is not None:
+                    on_corrupt(kind, bytes(key), str(exc))
+                continue
             loaded += 1
         kind_state.finish_load()
     return loaded

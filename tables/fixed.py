@@ -9,6 +9,7 @@ from .aggregate import Aggregate
 from .kindstate import KindState, Records
 from .outputs import Alert, Outputs, TransactionLike, WindowRun
 from .schedule import DueQueue
+from .validate import require_int, require_int_rows
 from .watermark import NO_WATERMARK
 from .windows import WindowConfig, WindowKind, hopping_starts
 
@@ -229,15 +230,17 @@ class FixedWindowState(KindState[CustomerWindows]):
         closed_before = max(self.watermark.value, state.closed_before)
         return {"o": state.offset, "w": list(state.windows.values()), "c": closed_before}
 
-    def _load(self, data: Any) -> CustomerWindows:
-        closed_before: int = data.get("c", NO_WATERMARK)
+    def _load(self, data: dict[str, Any]) -> CustomerWindows:
+        offset = require_int(data.get("o"), "the applied offset")
+        closed_before = require_int(data.get("c", NO_WATERMARK), "the closed-before time")
+        entries = require_int_rows(data.get("w"), 6, "the windows")
         windows: dict[int, WindowEntry] = {}
-        for entry in data["w"]:
+        for entry in entries:
             if entry[FLAGS] & CLOSED:  # an older record: the flag says what "c" says now
                 entry[FLAGS] &= ~CLOSED
                 closed_before = max(closed_before, entry[0] + self.size)
             windows[entry[0]] = entry
-        return CustomerWindows(data["o"], windows, closed_before)
+        return CustomerWindows(offset, windows, closed_before)
 
     def windows_of(self, customer_id: int) -> list[tuple[int, int, FixedWindow]]:
         """``(start, end, window)`` of a customer's windows, sorted by start (empty if none)."""

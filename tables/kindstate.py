@@ -10,6 +10,7 @@ import orjson
 
 from .outputs import Outputs, TransactionLike
 from .schedule import DueQueue, Schedule
+from .validate import CorruptRecord, require, require_int, require_int_rows
 from .watermark import Watermark
 from .windows import WindowConfig
 
@@ -117,14 +118,29 @@ class KindState(ABC, Generic[C]):
         return records
 
     def load(self, key: bytes, value: bytes) -> None:
-        """Restore one record written by :meth:`dump_dirty` (call :meth:`finish_load` after)."""
-        data = orjson.loads(value)
+        """Restore one record written by :meth:`dump_dirty` (call :meth:`finish_load` after).
+
+        A record txstream did not write (or a damaged one) raises :class:`CorruptRecord`
+        and changes nothing: everything is checked before anything is taken.
+        """
+        try:
+            data = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise CorruptRecord("not JSON") from None
+        require(type(data) is dict, "not a JSON object")
         if key == META_KEY:
-            self.offset = max(self.offset, data["o"])
-            self.watermark.restore(data["wm"])
-            self.late = data.get("late", 0)
-            self.counters = dict(data.get("c", {}))
+            offset = require_int(data.get("o"), "the applied offset")
+            watermark = require_int_rows([data.get("wm")], 2, "the watermark")[0]
+            late = require_int(data.get("late", 0), "the late count")
+            counters = data.get("c", {})
+            require(type(counters) is dict and all(type(n) is int for n in counters.values()),
+                    "the counters are not integers by name")
+            self.offset = max(self.offset, offset)
+            self.watermark.restore(watermark)
+            self.late = late
+            self.counters = dict(counters)
         else:
+            require(key.isdigit() and 0 < len(key) <= 19, "the key is not a customer id")
             self.customers[int(key)] = self._load(data)
 
     def finish_load(self) -> None:
@@ -153,7 +169,8 @@ class KindState(ABC, Generic[C]):
     def _dump(self, state: C) -> Any: ...
 
     @abstractmethod
-    def _load(self, data: Any) -> C: ...
+    def _load(self, data: dict[str, Any]) -> C:
+        """A customer's state from its record; CorruptRecord if it is not one of ours."""
 
 
 class PerEventKindState(KindState[C]):

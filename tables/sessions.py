@@ -9,6 +9,7 @@ from .aggregate import Aggregate
 from .kindstate import PerEventKindState
 from .outputs import Outputs, SessionResult, TransactionLike
 from .schedule import TimeQueue
+from .validate import require_int, require_int_rows
 from .windows import WindowConfig, WindowKind
 
 __all__ = ["CustomerSessions", "Session", "SessionEntry", "SessionState"]
@@ -180,8 +181,9 @@ class SessionState(PerEventKindState[CustomerSessions]):
         # The entries are the record's own lists: orjson writes them without Python code.
         return {"o": state.offset, "s": state.sessions}
 
-    def _load(self, data: Any) -> CustomerSessions:
-        return CustomerSessions(data["o"], data["s"])
+    def _load(self, data: dict[str, Any]) -> CustomerSessions:
+        offset = require_int(data.get("o"), "the applied offset")
+        return CustomerSessions(offset, require_int_rows(data.get("s"), 7, "the sessions"))
 
     def sessions_of(self, customer_id: int) -> list[Session]:
         """A customer's open and recently closed sessions, sorted by start."""

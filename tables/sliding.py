@@ -10,6 +10,7 @@ from .aggregate import Aggregate
 from .kindstate import PerEventKindState
 from .outputs import Outputs, SlidingRun, TransactionLike
 from .schedule import TimeQueue
+from .validate import require_int, require_int_rows
 from .windows import WindowConfig, WindowKind
 
 __all__ = ["CustomerEvents", "SlidingState"]
@@ -152,8 +153,11 @@ class SlidingState(PerEventKindState[CustomerEvents]):
         return {"o": state.offset, "f": state.finalized,
                 "e": list(zip(state.times, state.amounts, strict=True))}
 
-    def _load(self, data: Any) -> CustomerEvents:
-        return CustomerEvents(data["o"], [(t, c) for t, c in data["e"]], data["f"])
+    def _load(self, data: dict[str, Any]) -> CustomerEvents:
+        offset = require_int(data.get("o"), "the applied offset")
+        finalized = require_int(data.get("f"), "the finalized time")
+        events = require_int_rows(data.get("e"), 2, "the events")
+        return CustomerEvents(offset, [(t, c) for t, c in events], finalized)
 
     def windows_of(self, customer_id: int) -> list[tuple[int, int, Aggregate]]:
         """``(start, end, aggregate)`` for each distinct event time still retained, oldest first."""

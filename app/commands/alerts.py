@@ -7,9 +7,14 @@ from typing import Any
 
 import orjson
 
+from app.exceptions import InvalidRecord
+from app.records.readback import decode_alert
 from app.txapp import TxApp
 
 __all__ = ["register"]
+
+#: Alert ids remembered to drop repeats.
+_REMEMBERED = 100_000
 
 
 def register(app: TxApp) -> None:
@@ -36,12 +41,26 @@ def register(app: TxApp) -> None:
                 consumer.seek(tp, end)
             print(f"listening for alerts on {topic} (Ctrl-C stops)", file=sys.stderr,
                   flush=True)
-            seen: set[str] = set()
+            # Ids of the alerts printed lately: a repeat comes soon after its first delivery,
+            # so a bounded memory of them is enough for a command that runs for months.
+            seen: dict[str, None] = {}
+            skipped = 0
             async for record in consumer:
-                alert = orjson.loads(record.value)
-                if alert.get("alert_id") in seen:
+                try:
+                    _, alert = decode_alert(record.value)
+                except InvalidRecord as exc:
+                    # Not an alert txstream wrote: skipped, never fatal; told once.
+                    if not skipped:
+                        print(f"skipped a record at {record.partition}/{record.offset} that is "
+                              f"not an alert ({exc.reason}); further ones are skipped quietly",
+                              file=sys.stderr, flush=True)
+                    skipped += 1
+                    continue
+                if alert["alert_id"] in seen:
                     continue  # a repeat after a crash: same deterministic id
-                seen.add(alert.get("alert_id"))
+                seen[alert["alert_id"]] = None
+                if len(seen) > _REMEMBERED:
+                    del seen[next(iter(seen))]
                 print(orjson.dumps(alert).decode(), flush=True)
         finally:
             await consumer.stop()

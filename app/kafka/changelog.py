@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +13,7 @@ from aiokafka.errors import KafkaError
 
 from app.exceptions import BrokerError
 from tables.kindstate import META_KEY, KindState
+from tables.validate import CorruptRecord
 
 from .admin import true_end_offsets
 
@@ -169,9 +170,21 @@ async def read_changelog(bootstrap: str, topic: str) -> dict[int, ChangelogParti
     return parts
 
 
-def load_kind(state: KindState[Any], part: ChangelogPartition) -> int:
-    """Load a changelog partition into an empty kind state with the core's own decoder."""
+def load_kind(state: KindState[Any], part: ChangelogPartition,
+              on_corrupt: Callable[[bytes, str], None] | None = None) -> int:
+    """Load a changelog partition into an empty kind state with the core's own decoder.
+
+    A record the core cannot load (txstream did not write it, or it is damaged) is
+    skipped and passed to ``on_corrupt`` with its key and reason. Returns the count loaded.
+    """
+    loaded = 0
     for key, value in part.records.items():
-        state.load(key, value)
+        try:
+            state.load(key, value)
+        except CorruptRecord as exc:
+            if on_corrupt is not None:
+                on_corrupt(key, str(exc))
+            continue
+        loaded += 1
     state.finish_load()
-    return len(part.records)
+    return loaded

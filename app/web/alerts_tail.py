@@ -7,10 +7,12 @@ import logging
 from collections import deque
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from app.exceptions import InvalidRecord
 from app.kafka.admin import true_end_offsets
+from app.records.readback import ReadAlert, decode_alert
+from app.skipped import SkippedRecords
 
 __all__ = ["AlertsTail"]
 
@@ -25,29 +27,37 @@ class AlertsTail:
     deterministic id) are shown once.
     """
 
-    def __init__(self, bootstrap: str, topic: str, keep: int = 1000) -> None:
+    def __init__(self, bootstrap: str, topic: str, keep: int = 1000,
+                 skipped: SkippedRecords | None = None) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.keep = keep
-        self._alerts: dict[str, dict[str, Any]] = {}
+        self.skipped = skipped if skipped is not None else SkippedRecords()
+        self._alerts: dict[str, ReadAlert] = {}
         self._order: deque[str] = deque()
         self.ready = asyncio.Event()
 
     def latest(self, limit: int) -> list[dict[str, Any]]:
         """Up to ``limit`` alerts, most recent event time first."""
-        alerts = sorted(self._alerts.values(),
-                        key=lambda a: (a["event_time"], a["alert_id"]), reverse=True)
-        return alerts[:limit]
+        alerts = sorted(self._alerts.values(), key=lambda a: (a[0], a[1]["alert_id"]),
+                        reverse=True)
+        return [alert for _, alert in alerts[:limit]]
 
-    def _add(self, value: bytes) -> None:
+    def __len__(self) -> int:
+        return len(self._alerts)
+
+    def _add(self, value: bytes | None, where: str = "?") -> None:
+        # Anyone who can write to the topic can put anything there: only records that
+        # are alerts as txstream writes them are kept and served.
         try:
-            alert = orjson.loads(value)
-            alert_id = alert["alert_id"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+            read = decode_alert(value)
+        except InvalidRecord as exc:
+            self.skipped.skip(self.topic, where, exc.reason)
             return
+        alert_id = read[1]["alert_id"]
         if alert_id not in self._alerts:
             self._order.append(alert_id)
-        self._alerts[alert_id] = alert
+        self._alerts[alert_id] = read
         while len(self._order) > self.keep:
             self._alerts.pop(self._order.popleft(), None)
 
@@ -70,9 +80,8 @@ class AlertsTail:
             self.ready.set()
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=1000)
-                for records in batches.values():
+                for tp, records in batches.items():
                     for record in records:
-                        if record.value is not None:
-                            self._add(record.value)
+                        self._add(record.value, f"{tp.partition}/{record.offset}")
         finally:
             await consumer.stop()

@@ -87,6 +87,7 @@ def worker_snapshot(app: TxApp, started: float, now_ms: int | None = None) -> di
         "kinds": list(app.settings.window_kind_list),
         "partitions": partitions,
         "outputs": pipeline.outputs_sent.snapshot(),
+        "skipped_records": app.skipped_records.snapshot(),
         "recovery": {
             "in_progress": bool(recovery.in_recovery),
             "completed": recovery.completed.is_set(),
@@ -221,6 +222,11 @@ def metric_families(snapshot: Mapping[str, Any]) -> list[MetricFamily]:
     for p, count in outputs["late"].items():
         late_sent.add(count, partition=p)
 
+    skipped = family("skipped_records_total", "counter",
+                     "Records of topics txstream reads back (alerts, changelogs) that it could "
+                     "not use and skipped (this process).")
+    for topic, count in snapshot.get("skipped_records", {}).items():
+        skipped.add(count, topic=topic)
     received = family("records_received_total", "counter",
                       "Source records this process took from the consumer "
                       "(valid or not; a redelivered record counts again).")
@@ -252,7 +258,7 @@ def metric_families(snapshot: Mapping[str, Any]) -> list[MetricFamily]:
             offset.add(row["offset"], **labels)
             remaining.add(row["remaining"], **labels)
 
-    return [events, dead, late, alerts, results, sessions, late_sent, received, rate,
+    return [events, dead, late, alerts, results, sessions, late_sent, skipped, received, rate,
             event_lag, consumer_lag, idle, watermark, max_event, customers, uptime,
             in_progress, completed, highwater, offset, remaining]
 

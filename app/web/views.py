@@ -61,7 +61,7 @@ Handler = Callable[..., Awaitable[Response]]
 def install_views(app: TxApp) -> None:
     """Register every JSON view on the app."""
     route_table = app.state_tables[WindowKind.TUMBLING.value]
-    tail = AlertsTail(app.bootstrap, app.topic_names.alerts)
+    tail = AlertsTail(app.bootstrap, app.topic_names.alerts, skipped=app.skipped_records)
     app.alerts_tail = tail  # type: ignore[attr-defined]
     started = time.monotonic()
 
@@ -210,9 +210,11 @@ def merge_stats(own: dict[str, Any], peers: list[tuple[Any, dict[str, Any] | Bas
                 partitions_expected: int) -> dict[str, Any]:
     """One answer for the whole group from each worker's own stats (a partition counted once)."""
     parts = [own] + [part for _, part in peers if not isinstance(part, BaseException)]
+    # Records skipped per worker, not summed: every worker reads the whole alerts topic.
     workers = [{"url": part["worker"], "ok": True,
                 "partitions": [p["partition"] for p in part["partitions"]],
-                "recovery": part["recovery"]} for part in parts]
+                "recovery": part["recovery"],
+                "skipped_records": part.get("skipped_records", {})} for part in parts]
     workers += [{"url": str(url), "ok": False, "error": str(part)[:200] or type(part).__name__}
                 for url, part in peers if isinstance(part, BaseException)]
     by_partition: dict[int, dict[str, Any]] = {}
@@ -271,7 +273,8 @@ def worker_stats(app: TxApp, started: float) -> dict[str, Any]:
         "late": {kind: sum(p["late"][kind] for p in partitions)
                  for kind in app.settings.window_kind_list},
         "dead_letters": sum(p["dead_letters"] for p in partitions),
-        "alerts": len(app.alerts_tail.latest(MAX_LIMIT)),  # type: ignore[attr-defined]
+        "alerts": len(app.alerts_tail),  # type: ignore[attr-defined]
+        "skipped_records": app.skipped_records.snapshot(),
         "throughput_per_second": round(snapshot["events_per_second"], 1),
         "partitions": partitions,
     }

@@ -41,6 +41,7 @@ def _snapshot() -> dict[str, Any]:
              "customers": {"tumbling": 0, "hopping": 0}},
         ],
         "outputs": counters.snapshot(),
+        "skipped_records": {"t1-alerts": 2},
         "recovery": {
             "in_progress": False, "completed": True,
             "active": [{"topic": "txstream-v1-tumbling-changelog", "partition": 0,
@@ -80,6 +81,10 @@ txstream_window_results_total{partition="0",kind="tumbling"} 1
 # TYPE txstream_sessions_total counter
 # HELP txstream_late_records_total Records sent to the late-transactions topic by this process.
 # TYPE txstream_late_records_total counter
+# HELP txstream_skipped_records_total Records of topics txstream reads back (alerts, changelogs) \
+that it could not use and skipped (this process).
+# TYPE txstream_skipped_records_total counter
+txstream_skipped_records_total{topic="t1-alerts"} 2
 # HELP txstream_records_received_total Source records this process took from the consumer \
 (valid or not; a redelivered record counts again).
 # TYPE txstream_records_received_total counter
