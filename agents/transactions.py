@@ -9,8 +9,10 @@ from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from aiokafka.errors import KafkaError
 from faust.types import TP
 
+from app.exceptions import BrokerError, TxstreamError
 from app.records.decode import Decoder
 from app.records.outputs import dead_letter_headers
 from app.settings import window_config
@@ -80,13 +82,25 @@ class Pipeline:
 
     async def on_batch(self, batch: Mapping[TP, list[Any]]) -> None:
         """Apply one fetch's records of the source topic, partition by partition."""
+        if self.app.fatal_error is not None:
+            return  # stopping: nothing more is applied, written or released
+        try:
+            await self._on_batch(batch)
+        except Exception as exc:
+            self._stop_on(exc)
+
+    async def _on_batch(self, batch: Mapping[TP, list[Any]]) -> None:
         async with self._lock:
             wall = _now_ms()
             batches = self._batches()
+            guard = self.app.guard
             for tp, records in batch.items():
                 if not records:
                     continue
                 state = self.state_for(tp.partition)
+                if not guard.check_source_end(tp.partition, self.consumer.highwater(tp),
+                                              state.tumbling.offset):
+                    return
                 parsed = self.decoder.decode(
                     records, wall, partial(self._dead_letter, batches, tp))
                 out = state.apply(parsed, wall)
@@ -106,6 +120,14 @@ class Pipeline:
         batch for a tick): a caught-up worker commits at once instead of up to an interval
         later, while under load flushes stay an interval apart.
         """
+        if self.app.fatal_error is not None:
+            return
+        try:
+            await self._tick()
+        except Exception as exc:
+            self._stop_on(exc)
+
+    async def _tick(self) -> None:
         async with self._lock:
             wall = _now_ms()
             batches = self._batches()
@@ -161,8 +183,28 @@ class Pipeline:
 
     async def flush(self) -> None:
         """Write all changed state now (used at shutdown and by tests)."""
+        if self.app.fatal_error is not None:
+            return
         async with self._lock:
             await self._flush()
+
+    def _stop_on(self, exc: Exception) -> None:
+        """Stop the worker over an error of the pipeline: never a crash with a stack trace.
+
+        Nothing more is written, and no source offset past the last complete flush is
+        committed, so the next start processes the rest again (at-least-once).
+        """
+        if isinstance(exc, KafkaError):
+            self.app.fail(BrokerError(
+                f"the broker did not take the pipeline's records ({exc!r}); the worker stops "
+                "without writing more state, and processes the input since its last flush "
+                "again when it is started"))
+            return
+        logger.error("the pipeline failed; the worker stops without writing more state",
+                     exc_info=exc)
+        self.app.fail(TxstreamError(
+            f"the pipeline failed ({type(exc).__name__}: {exc}); see the log for where. The "
+            "worker processes the input since its last flush again when it is started"))
 
     async def _flush(self) -> None:
         # 1. The outputs of everything applied so far are on the broker.
@@ -197,6 +239,14 @@ class Pipeline:
                 end = meta.offset + batch.count - 1
                 last[(batch.topic, batch.partition)] = max(
                     end, last.get((batch.topic, batch.partition), -1))
+            first: dict[tuple[str, int], int] = {}
+            for batch, meta in zip(sent, metadata, strict=True):
+                where = (batch.topic, batch.partition)
+                first[where] = min(meta.offset, first.get(where, meta.offset))
+            guard = self.app.guard
+            for (topic, partition), first_offset in first.items():
+                if not guard.check_changelog_growth(topic, partition, first_offset):
+                    return  # the broker lost the changelog: record nothing, release nothing
             for write in writes:
                 offset = last.get((write.changelog, write.partition))
                 if offset is not None:

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 import faust
 from faust.types import TransportT
 
 from app.kafka.admin import ensure_topics, parse_broker_url
+from app.kafka.monitor import BrokerMonitor
 from app.kafka.transport import BatchingConsumer, BatchingTransport
 from app.records.speedups import COMPILED
 
+from .exceptions import SettingsError, TxstreamError
 from .gctuning import tune_gc
-from .settings import Settings
+from .settings import ENV_PREFIX, Settings
 from .skipped import SkippedRecords
+from .state_guard import StateGuard
 from .topics import TopicNames
 from .types import PipelineT
+from .worker import TxWorker
 
 __all__ = ["ROCKSDB_OPTIONS", "TxApp", "build_app", "faust_app_id"]
 
@@ -49,6 +55,12 @@ class TxApp(faust.App):
     skipped_records: SkippedRecords
     #: Plugged in by the composition root (app/compose.py).
     pipeline: PipelineT
+    #: Why the worker is stopping, when it stops because of a fatal error.
+    fatal_error: TxstreamError | None = None
+    #: Whether the broker answers (probed while the worker runs).
+    broker_monitor: BrokerMonitor
+    #: Checks that the broker still has what the local state was built from.
+    guard: StateGuard
 
     def _new_transport(self) -> TransportT:
         # The one place the batch seam is plugged in; see app/kafka/transport.py.
@@ -60,25 +72,65 @@ class TxApp(faust.App):
         # per-event path.
         consumer.set_batch_handler([self.topic_names.transactions],
                                    self.pipeline.on_batch, self.bootstrap)
+        consumer.set_changelog_guard(self.guard.check_changelog_ends)
         return consumer
 
     async def on_first_start(self) -> None:
-        # Faust does not create source topics and the embedded broker would auto-create
-        # them with the wrong partition count (BROKER.md fact 5): create them first.
+        try:
+            self._make_datadir()
+            # Faust does not create source topics and the embedded broker would auto-create
+            # them with the wrong partition count (BROKER.md fact 5): create them first.
+            if not self.client_only:
+                await ensure_topics(self.bootstrap, dict.fromkeys(
+                    self.topic_names.all(), self.settings.partitions))
+        except TxstreamError as exc:
+            self.fail(exc)
+            # mode's worker logs any exception from start with a stack trace, except a
+            # cancellation: it then stops as on SIGTERM, and TxWorker reports the error.
+            raise asyncio.CancelledError from None
         if not self.client_only:
-            await ensure_topics(self.bootstrap, dict.fromkeys(
-                self.topic_names.all(), self.settings.partitions))
-        # Faust creates only the last level of its data directory.
-        self.conf.datadir.mkdir(parents=True, exist_ok=True)
+            self.add_future(self.broker_monitor.run())
         tune_gc()
         logger.info("record encoders and parser: %s", "compiled" if COMPILED else
                     "Python (app/records/_speedups.pyx was not built: no C compiler at install?)")
         await super().on_first_start()
 
+    def _make_datadir(self) -> None:
+        # Faust creates only the last level of its data directory.
+        path = Path(self.conf.datadir)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SettingsError(
+                f"{ENV_PREFIX}DATADIR={str(self.settings.datadir)!r}: cannot create the state "
+                f"directory {str(path)!r}: {exc.strerror or exc}") from None
+
+    def fail(self, error: TxstreamError) -> None:
+        """Stop the worker because of ``error`` (fatal: the operator must act).
+
+        Logged once, without a stack trace; the state is not flushed (the cause may be
+        that the broker lost what it depends on); the process exits 1 with the message.
+        """
+        if self.fatal_error is not None:
+            return
+        self.fatal_error = error
+        logger.error("stopping: %s", error)
+        worker = getattr(self, "tx_worker", None)
+        if worker is not None and not worker.should_stop:
+            self.add_future(worker.stop())
+
+    async def _broker_returned(self, topics: set[str]) -> None:
+        await self.guard.check_after_outage(topics, self.consumer.assignment())
+
+    def _applied_offsets(self) -> dict[int, int]:
+        """The highest source offset each loaded partition's state has applied."""
+        return {partition: max(kind.offset for kind in state.kinds.values())
+                for partition, state in self.pipeline.states.items()}
+
     async def on_stop(self) -> None:
         # Write what was processed and release its offsets before Faust stops the consumer,
         # which makes its final commit: a clean stop re-processes nothing.
-        if self.pipeline.states:
+        if self.pipeline.states and self.fatal_error is None:
             try:
                 await self.pipeline.flush()
             except Exception:  # the producer may already be failing; at-least-once covers it
@@ -118,14 +170,21 @@ def build_app(settings: Settings) -> TxApp:
         stream_wait_empty=False,
         logging_config=None,
         autodiscover=False,
+        Worker=TxWorker,
     )
     app.settings = settings
     app.topic_names = TopicNames(settings.topic_prefix)
     app.skipped_records = SkippedRecords()
+    app.broker_monitor = BrokerMonitor(app.bootstrap, on_return=app._broker_returned)
     app.state_tables = {
         kind: app.Table(kind, partitions=settings.partitions, key_type=bytes, value_type=bytes,
                         help=f"{kind} state: one record per customer, plus ~partition",
                         options=dict(ROCKSDB_OPTIONS))
         for kind in settings.window_kind_list
     }
+    app.guard = StateGuard(
+        bootstrap=app.bootstrap, source=app.topic_names.transactions,
+        required=lambda: [*app.topic_names.all(), *app.tables.changelog_topics],
+        tables=app.tables, applied=app._applied_offsets, fail=app.fail,
+        datadir=Path(app.conf.datadir))
     return app

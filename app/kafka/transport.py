@@ -27,13 +27,21 @@ from faust.types import TP
 
 from .admin import true_end_offsets
 
-__all__ = ["BatchHandler", "BatchingConsumer", "BatchingTransport", "RawRecords",
-           "TunedConsumerThread"]
+__all__ = [
+    "BatchHandler",
+    "BatchingConsumer",
+    "BatchingTransport",
+    "ChangelogGuard",
+    "RawRecords",
+    "TunedConsumerThread",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Receives ``{tp: [aiokafka ConsumerRecord, ...]}`` for the batch topics, in offset order.
 BatchHandler = Callable[[Mapping[TP, list[Any]]], Awaitable[None]]
+#: Told the true end offsets Faust is about to use (recovery), returns the ones to use.
+ChangelogGuard = Callable[[Mapping[TP, int]], dict[TP, int]]
 
 
 class BatchingConsumer(faust_aiokafka.Consumer):
@@ -44,6 +52,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         self.batch_topics: frozenset[str] = frozenset()
         self.batch_handler: BatchHandler | None = None
         self.bootstrap: str | None = None
+        self.changelog_guard: ChangelogGuard | None = None
         self._released: dict[TP, int] = {}
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
@@ -61,6 +70,10 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         self.batch_handler = handler
         self.bootstrap = bootstrap
         RawRecords.install(self.batch_topics)
+
+    def set_changelog_guard(self, guard: ChangelogGuard) -> None:
+        """Check the end offsets Faust's recovery reads against the local tables."""
+        self.changelog_guard = guard
 
     async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
         records, active = await super()._wait_next_records(timeout)
@@ -108,6 +121,8 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                    if reported.get(tp) != fixed[tp]}
         if changed:
             logger.info("corrected end offsets reported by the broker: %s", changed)
+        if self.changelog_guard is not None:
+            fixed = self.changelog_guard(fixed)
         return fixed
 
 

@@ -88,6 +88,7 @@ def worker_snapshot(app: TxApp, started: float, now_ms: int | None = None) -> di
         "partitions": partitions,
         "outputs": pipeline.outputs_sent.snapshot(),
         "skipped_records": app.skipped_records.snapshot(),
+        "broker": app.broker_monitor.snapshot(now_ms),
         "recovery": {
             "in_progress": bool(recovery.in_recovery),
             "completed": recovery.completed.is_set(),
@@ -227,6 +228,18 @@ def metric_families(snapshot: Mapping[str, Any]) -> list[MetricFamily]:
                      "not use and skipped (this process).")
     for topic, count in snapshot.get("skipped_records", {}).items():
         skipped.add(count, topic=topic)
+    broker = snapshot.get("broker")
+    reachable = family("broker_reachable", "gauge",
+                       "1 while the broker answers this worker's probes (every second), "
+                       "0 during an outage.")
+    outages = family("broker_outages_total", "counter",
+                     "Times the broker stopped answering since this worker started.")
+    down_for = family("broker_unreachable_seconds", "gauge",
+                      "Seconds since the broker stopped answering (0 while it answers).")
+    if broker is not None and broker["reachable"] is not None:
+        reachable.add(int(broker["reachable"]))
+        outages.add(broker["outages"])
+        down_for.add(0.0 if broker["reachable"] else float(broker["for_seconds"] or 0.0))
     received = family("records_received_total", "counter",
                       "Source records this process took from the consumer "
                       "(valid or not; a redelivered record counts again).")
@@ -258,7 +271,8 @@ def metric_families(snapshot: Mapping[str, Any]) -> list[MetricFamily]:
             offset.add(row["offset"], **labels)
             remaining.add(row["remaining"], **labels)
 
-    return [events, dead, late, alerts, results, sessions, late_sent, skipped, received, rate,
+    return [events, dead, late, alerts, results, sessions, late_sent, skipped, reachable,
+            outages, down_for, received, rate,
             event_lag, consumer_lag, idle, watermark, max_event, customers, uptime,
             in_progress, completed, highwater, offset, remaining]
 

@@ -214,6 +214,7 @@ def merge_stats(own: dict[str, Any], peers: list[tuple[Any, dict[str, Any] | Bas
     workers = [{"url": part["worker"], "ok": True,
                 "partitions": [p["partition"] for p in part["partitions"]],
                 "recovery": part["recovery"],
+                "broker": part.get("broker"),
                 "skipped_records": part.get("skipped_records", {})} for part in parts]
     workers += [{"url": str(url), "ok": False, "error": str(part)[:200] or type(part).__name__}
                 for url, part in peers if isinstance(part, BaseException)]
@@ -228,6 +229,8 @@ def merge_stats(own: dict[str, Any], peers: list[tuple[Any, dict[str, Any] | Bas
             late[kind] = late.get(kind, 0) + count
     return {
         "answered_by": own["worker"],
+        # As the answering worker sees it; each worker's own view is under "workers".
+        "broker": own.get("broker"),
         "events_in": sum(row["events"] for row in rows),
         "late": late,
         "dead_letters": sum(row["dead_letters"] for row in rows),
@@ -237,6 +240,15 @@ def merge_stats(own: dict[str, Any], peers: list[tuple[Any, dict[str, Any] | Bas
         "partitions": rows,
         "workers": workers,
     }
+
+
+def _broker_json(broker: dict[str, Any]) -> dict[str, Any]:
+    """The broker monitor's snapshot with an ISO time."""
+    since = broker["since_ms"]
+    return {"reachable": broker["reachable"],
+            "since": format_time(since) if since is not None else None,
+            "for_seconds": broker["for_seconds"], "outages": broker["outages"],
+            "last_error": broker["last_error"]}
 
 
 def worker_stats(app: TxApp, started: float) -> dict[str, Any]:
@@ -275,6 +287,7 @@ def worker_stats(app: TxApp, started: float) -> dict[str, Any]:
         "dead_letters": sum(p["dead_letters"] for p in partitions),
         "alerts": len(app.alerts_tail),  # type: ignore[attr-defined]
         "skipped_records": app.skipped_records.snapshot(),
+        "broker": _broker_json(snapshot["broker"]),
         "throughput_per_second": round(snapshot["events_per_second"], 1),
         "partitions": partitions,
     }

@@ -42,6 +42,8 @@ def _snapshot() -> dict[str, Any]:
         ],
         "outputs": counters.snapshot(),
         "skipped_records": {"t1-alerts": 2},
+        "broker": {"reachable": False, "since_ms": 1_773_324_300_000, "for_seconds": 10.0,
+                   "outages": 1, "last_error": "127.0.0.1:9092: ConnectionRefusedError"},
         "recovery": {
             "in_progress": False, "completed": True,
             "active": [{"topic": "txstream-v1-tumbling-changelog", "partition": 0,
@@ -85,6 +87,17 @@ txstream_window_results_total{partition="0",kind="tumbling"} 1
 that it could not use and skipped (this process).
 # TYPE txstream_skipped_records_total counter
 txstream_skipped_records_total{topic="t1-alerts"} 2
+# HELP txstream_broker_reachable 1 while the broker answers this worker's probes (every second), \
+0 during an outage.
+# TYPE txstream_broker_reachable gauge
+txstream_broker_reachable 0
+# HELP txstream_broker_outages_total Times the broker stopped answering since this worker started.
+# TYPE txstream_broker_outages_total counter
+txstream_broker_outages_total 1
+# HELP txstream_broker_unreachable_seconds Seconds since the broker stopped answering (0 while it \
+answers).
+# TYPE txstream_broker_unreachable_seconds gauge
+txstream_broker_unreachable_seconds 10.0
 # HELP txstream_records_received_total Source records this process took from the consumer \
 (valid or not; a redelivered record counts again).
 # TYPE txstream_records_received_total counter

@@ -1,0 +1,56 @@
+"""TxWorker: Faust's worker, ending on a fatal txstream error with one clear line and exit 1."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any, NoReturn
+
+import faust
+
+from .logs import RepeatFilter
+
+__all__ = ["FATAL_EXIT", "TxWorker"]
+
+#: Exit status of a worker stopped by a fatal error (a user's or operator's problem).
+FATAL_EXIT = 1
+
+
+class TxWorker(faust.Worker):
+    """Faust's worker; a fatal error recorded on the app ends it cleanly and non-zero.
+
+    A fatal error (the data directory cannot be created, the broker cannot be reached at
+    start, the broker came back without the topics the local state depends on) is the
+    operator's problem to fix, not a bug: the worker stops as it does on SIGTERM, then
+    prints what happened and what to do on stderr, without a stack trace, and exits 1.
+    """
+
+    def execute_from_commandline(self) -> NoReturn:
+        try:
+            super().execute_from_commandline()
+        except SystemExit:
+            fatal = getattr(self.app, "fatal_error", None)
+            if fatal is None:
+                raise
+            print(f"txstream worker: {fatal}", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            logging.shutdown()
+            # Everything has stopped and the event loop is closed, but a client thread
+            # stopped in the middle of rejoining a group that the broker forgot can stay
+            # blocked, and the interpreter would wait for it for ever.
+            os._exit(FATAL_EXIT)
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        # A lost broker makes aiokafka log the same errors ~100 times a second: one line
+        # every few seconds, with a count, says as much.
+        repeats = RepeatFilter()
+        for handler in logger.handlers:
+            if not any(isinstance(f, RepeatFilter) for f in handler.filters):
+                handler.addFilter(repeats)
+
+    def on_init_dependencies(self) -> Any:
+        # The app needs its worker to stop it on a fatal error found at run time.
+        self.app.tx_worker = self  # type: ignore[attr-defined]
+        return super().on_init_dependencies()
