@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 
-__all__ = ["RepeatFilter"]
+__all__ = ["RepeatFilter", "install_repeat_filter"]
 
 
 class RepeatFilter(logging.Filter):
@@ -53,3 +53,12 @@ class RepeatFilter(logging.Filter):
             # The held-back count goes into the message itself, so every handler shows it.
             record.msg = f"{record.msg} [{held} more like this in the last {self.interval:g} s]"
         return True
+
+
+def install_repeat_filter(logger: logging.Logger | None = None) -> None:
+    """Put one :class:`RepeatFilter` on every handler of ``logger`` (the root logger)."""
+    logger = logger if logger is not None else logging.getLogger()
+    repeats = RepeatFilter()
+    for handler in logger.handlers:
+        if not any(isinstance(f, RepeatFilter) for f in handler.filters):
+            handler.addFilter(repeats)

@@ -52,6 +52,7 @@ _EXPECTED: dict[str, str] = {
     "topic_prefix": "letters, digits, '.', '_' or '-' (or nothing)",
     "fetch_max_wait": f"a duration ({_DURATION_HINT})",
     "max_event_ahead": f"a duration ({_DURATION_HINT})",
+    "broker_wait": f"a duration ({_DURATION_HINT})",
     "window_kinds": "a comma-separated list of tumbling, hopping, sliding, session "
     "(tumbling is required)",
 }
@@ -125,6 +126,8 @@ class Settings(BaseSettings):
       (tumbling is required: it carries the alert rule).
     - ``TXSTREAM_MAX_EVENT_AHEAD`` [5m]: how far ahead of the wall clock an event time may
       be; a record beyond it is dead-lettered and never moves a watermark (0 allowed).
+    - ``TXSTREAM_BROKER_WAIT`` [60s]: how long ``produce`` and ``alerts`` keep retrying a
+      broker that does not answer before they exit with a message.
     - ``TXSTREAM_TOPIC_PREFIX`` [empty]: put before every input and output topic name
       (``test1-transactions``), so tests and tenants can share a broker; letters,
       digits, ``.``, ``_``, ``-``.
@@ -168,6 +171,7 @@ class Settings(BaseSettings):
     window_kinds: str = "tumbling,hopping,sliding,session"
     fetch_max_wait: str = "100ms"
     max_event_ahead: str = "5m"
+    broker_wait: str = "60s"
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -249,6 +253,7 @@ class Settings(BaseSettings):
         "flush_interval",
         "session_timeout",
         "fetch_max_wait",
+        "broker_wait",
     )
     @classmethod
     def _check_positive_duration(cls, value: str) -> str:
@@ -340,6 +345,11 @@ class Settings(BaseSettings):
     def max_event_ahead_ms(self) -> int:
         """How far ahead of the wall clock an event time may be, in ms."""
         return parse_duration(self.max_event_ahead)
+
+    @property
+    def broker_wait_ms(self) -> int:
+        """How long commands retry a broker that does not answer, in ms."""
+        return parse_duration(self.broker_wait)
 
     @property
     def idle_timeout_ms(self) -> int:

@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 
 import faust
 
-from .logs import RepeatFilter
+from .logs import install_repeat_filter
 
 __all__ = ["FATAL_EXIT", "TxWorker"]
 
@@ -45,10 +45,7 @@ class TxWorker(faust.Worker):
         super().on_setup_root_logger(logger, level)
         # A lost broker makes aiokafka log the same errors ~100 times a second: one line
         # every few seconds, with a count, says as much.
-        repeats = RepeatFilter()
-        for handler in logger.handlers:
-            if not any(isinstance(f, RepeatFilter) for f in handler.filters):
-                handler.addFilter(repeats)
+        install_repeat_filter(logger)
 
     def on_init_dependencies(self) -> Any:
         # The app needs its worker to stop it on a fatal error found at run time.

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import Any
 
 import orjson
 
 from app.exceptions import InvalidRecord
+from app.logs import install_repeat_filter
 from app.records.readback import decode_alert
 from app.txapp import TxApp
+
+from .usage import exit_with
 
 __all__ = ["register"]
 
@@ -23,44 +27,70 @@ def register(app: TxApp) -> None:
     @app.command()
     async def alerts(self: Any) -> None:
         """Print alerts as they arrive (one JSON object per line)."""
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        install_repeat_filter()
+        await exit_with("alerts", _follow(app))
 
-        from app.kafka.admin import ensure_topics, true_end_offsets
 
-        topic = app.topic_names.alerts
-        await ensure_topics(app.bootstrap, {topic: app.settings.partitions})
-        consumer = AIOKafkaConsumer(bootstrap_servers=app.bootstrap, group_id=None)
-        await consumer.start()
+async def _follow(app: TxApp) -> int:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from app.kafka.admin import ensure_topics, true_end_offsets
+    from app.kafka.monitor import BrokerMonitor
+    from app.kafka.waiting import unreachable, until_reachable
+
+    topic = app.topic_names.alerts
+    bootstrap = app.bootstrap
+    wait_s = app.settings.broker_wait_ms / 1000
+
+    async def connect() -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
         try:
-            # Start exactly at the end of every partition (seek-to-end can land inside the
-            # last batch on the embedded broker and print old alerts).
-            tps = [TopicPartition(topic, p) for p in sorted(
-                consumer.partitions_for_topic(topic) or range(app.settings.partitions))]
-            consumer.assign(tps)
-            for tp, end in (await true_end_offsets(app.bootstrap, tps)).items():
-                consumer.seek(tp, end)
-            print(f"listening for alerts on {topic} (Ctrl-C stops)", file=sys.stderr,
-                  flush=True)
-            # Ids of the alerts printed lately: a repeat comes soon after its first delivery,
-            # so a bounded memory of them is enough for a command that runs for months.
-            seen: dict[str, None] = {}
-            skipped = 0
-            async for record in consumer:
-                try:
-                    _, alert = decode_alert(record.value)
-                except InvalidRecord as exc:
-                    # Not an alert txstream wrote: skipped, never fatal; told once.
-                    if not skipped:
-                        print(f"skipped a record at {record.partition}/{record.offset} that is "
-                              f"not an alert ({exc.reason}); further ones are skipped quietly",
-                              file=sys.stderr, flush=True)
-                    skipped += 1
-                    continue
-                if alert["alert_id"] in seen:
-                    continue  # a repeat after a crash: same deterministic id
-                seen[alert["alert_id"]] = None
-                if len(seen) > _REMEMBERED:
-                    del seen[next(iter(seen))]
-                print(orjson.dumps(alert).decode(), flush=True)
-        finally:
+            await consumer.start()
+        except BaseException:
             await consumer.stop()
+            raise
+        return consumer
+
+    consumer = await until_reachable(bootstrap, wait_s, connect)
+    monitor = BrokerMonitor(bootstrap)
+    watching = asyncio.create_task(monitor.run())
+    try:
+        await ensure_topics(bootstrap, {topic: app.settings.partitions})
+        # Start exactly at the end of every partition (seek-to-end can land inside the
+        # last batch on the embedded broker and print old alerts).
+        tps = [TopicPartition(topic, p) for p in sorted(
+            consumer.partitions_for_topic(topic) or range(app.settings.partitions))]
+        consumer.assign(tps)
+        for tp, end in (await true_end_offsets(bootstrap, tps)).items():
+            consumer.seek(tp, end)
+        print(f"listening for alerts on {topic} (Ctrl-C stops)", file=sys.stderr, flush=True)
+        # Ids of the alerts printed lately: a repeat comes soon after its first delivery,
+        # so a bounded memory of them is enough for a command that runs for months.
+        seen: dict[str, None] = {}
+        skipped = 0
+        while True:
+            batches = await consumer.getmany(timeout_ms=500)
+            down = monitor.snapshot()
+            if down["reachable"] is False and (down["for_seconds"] or 0) > wait_s:
+                raise unreachable(bootstrap, wait_s, monitor.last_error)
+            for records in batches.values():
+                for record in records:
+                    try:
+                        _, alert = decode_alert(record.value)
+                    except InvalidRecord as exc:
+                        # Not an alert txstream wrote: skipped, never fatal; told once.
+                        if not skipped:
+                            print(f"skipped a record at {record.partition}/{record.offset} "
+                                  f"that is not an alert ({exc.reason}); further ones are "
+                                  "skipped quietly", file=sys.stderr, flush=True)
+                        skipped += 1
+                        continue
+                    if alert["alert_id"] in seen:
+                        continue  # a repeat after a crash: same deterministic id
+                    seen[alert["alert_id"]] = None
+                    if len(seen) > _REMEMBERED:
+                        del seen[next(iter(seen))]
+                    print(orjson.dumps(alert).decode(), flush=True)
+    finally:
+        watching.cancel()
+        await consumer.stop()

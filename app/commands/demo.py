@@ -21,6 +21,8 @@ from app.process import ManagedProcess, free_port
 from app.settings import Settings
 from app.txapp import TxApp
 
+from .usage import exit_with
+
 __all__ = ["register", "run_demo"]
 
 
@@ -44,8 +46,12 @@ def _answers(url: str) -> bool:
 
 
 async def run_demo(settings: Settings, *, rate: float, customers: int,
-                   say: Callable[[str], None]) -> None:
-    """Run everything until Ctrl-C or SIGTERM, then stop it all and delete the demo state."""
+                   say: Callable[[str], None]) -> int:
+    """Run everything until Ctrl-C or SIGTERM, then stop it all and delete the demo state.
+
+    Returns 0 after Ctrl-C or SIGTERM, 1 when the broker, the worker or the generator
+    ended on its own (what it printed last is shown).
+    """
     workdir = Path(tempfile.mkdtemp(prefix="txstream-demo-"))
     host = settings.web_host
     port = settings.web_port if _port_free(host, settings.web_port) else free_port()
@@ -74,9 +80,11 @@ async def run_demo(settings: Settings, *, rate: float, customers: int,
         say(f"worker starting (log: {worker.log_path})")
         while not _answers(f"{base}/stats/"):
             if not worker.running:
-                raise BrokerError(f"the worker exited; its log:\n{worker.log_text()[-3000:]}")
+                raise BrokerError(f"the worker exited; its log ends:\n{worker.log_tail(3000)}")
+            if not broker.running:
+                raise BrokerError(_broker_died(broker))
             if stop.is_set():
-                return
+                return 0
             await asyncio.sleep(0.5)
         generator = ManagedProcess(
             [sys.executable, "-m", "app", "produce", "--rate", str(rate), "--customers",
@@ -88,14 +96,21 @@ async def run_demo(settings: Settings, *, rate: float, customers: int,
         say(f"stats:      {base}/stats/   alerts: {base}/alerts/")
         say(f"a customer: {base}/customers/1/windows/tumbling/")
         say("Ctrl-C stops everything")
+        code = 0
         while not stop.is_set():
+            if not broker.running:
+                say(_broker_died(broker))
+                code = 1
+                break
             for process in processes:
                 if not process.running:
-                    say(f"{process.name} exited unexpectedly; its log:\n"
-                        f"{process.log_text()[-3000:]}")
+                    say(f"{process.name} exited unexpectedly with status {process.returncode}; "
+                        f"its log ends:\n{process.log_tail(3000)}")
+                    code = 1
                     stop.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
+        return code
     finally:
         say("stopping generator, worker and broker...")
         for process in reversed(processes):
@@ -103,6 +118,11 @@ async def run_demo(settings: Settings, *, rate: float, customers: int,
         broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
         say("stopped")
+
+
+def _broker_died(broker: EmbeddedBroker) -> str:
+    return (f"the embedded broker exited on its own (status {broker.returncode}); its log "
+            f"ends:\n{broker.log_text()[-2000:] or '(empty)'}")
 
 
 def register(app: TxApp) -> None:
@@ -115,4 +135,5 @@ def register(app: TxApp) -> None:
     )
     async def demo(self: Any, rate: float, customers: int) -> None:
         """Embedded broker + a worker + the generator; prints the dashboard URL."""
-        await run_demo(app.settings, rate=rate, customers=customers, say=self.say)
+        await exit_with("demo", run_demo(app.settings, rate=rate, customers=customers,
+                                         say=self.say))

@@ -122,6 +122,11 @@ class EmbeddedBroker:
         """Whether the broker process is alive."""
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def returncode(self) -> int | None:
+        """The broker's exit status once it has ended on its own (negative: by a signal)."""
+        return None if self._proc is None else self._proc.poll()
+
     def log_text(self) -> str:
         """The broker's output so far."""
         return "" if self._log_path is None else _read_text(self._log_path)

@@ -69,3 +69,44 @@ def test_demo_serves_data_and_stops_everything(tmp_path: Path,
         log = demo.log_text()
         assert "stopped" in log
         assert not re.search(r"Traceback", log), log[-2000:]
+
+
+def _tansu_child(pid: int) -> int:
+    """The embedded broker started by process ``pid``."""
+    for child in _children_of(pid):
+        try:
+            if "tansu" in Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace"):
+                return child
+        except OSError:
+            continue
+    raise AssertionError(f"no broker under process {pid}")
+
+
+def test_demo_exits_non_zero_with_a_message_when_its_broker_dies(tmp_path: Path) -> None:
+    demo = ManagedProcess([sys.executable, "-m", "app", "demo", "--rate", "20"],
+                          env={"TXSTREAM_WEB_PORT": str(free_port())}, cwd=tmp_path,
+                          log_path=tmp_path / "demo.log", name="demo")
+    with demo:
+        demo.wait_for_log(r"Ctrl-C stops everything", timeout=120)
+        helpers = _children_of(demo.pid)
+        os.kill(_tansu_child(demo.pid), signal.SIGKILL)
+        wait_until(lambda: not demo.running, 60, message="demo exits")
+        assert demo.returncode == 1, demo.log_text()[-2000:]
+        assert "the embedded broker exited on its own" in demo.log_text()
+        wait_until(lambda: not any(process_alive(pid) for pid in helpers), 30,
+                   message="no orphan worker or generator")
+
+
+def test_the_broker_command_exits_non_zero_with_a_message_when_its_broker_dies(
+        tmp_path: Path) -> None:
+    command = ManagedProcess([sys.executable, "-m", "app", "broker"], cwd=tmp_path,
+                             log_path=tmp_path / "broker.log", name="broker")
+    with command:
+        command.wait_for_log(r"kafka://127\.0\.0\.1:\d+", timeout=60)
+        os.kill(_tansu_child(command.pid), signal.SIGKILL)
+        wait_until(lambda: not command.running, 30, message="the command exits")
+        assert command.returncode == 1
+        log = command.log_text()
+        assert "txstream broker: the embedded broker (pid" in log
+        assert "exited on its own with status -9" in log
+        assert "Traceback" not in log

@@ -10,12 +10,15 @@ import asyncio
 import os
 import re
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from app.kafka.broker import EmbeddedBroker
+from app.kafka.topic_io import read_topic
+from app.process import ManagedProcess
 from app.records.times import parse_time
 from app.records.transaction import Transaction
 from app.testing import async_wait_until, wait_until
@@ -176,4 +179,49 @@ async def test_a_restart_on_a_broker_that_lost_the_changelogs_stops_with_what_to
     assert f"{unique_id}-v1-tumbling-changelog partition" in last
     assert "but the local state has reached offset" in last
     assert str(worker.datadir) in last
+    assert "Traceback" not in log
+
+
+def _command(factory: WorkerFactory, *args: str, **settings: str) -> ManagedProcess:
+    env = {**factory.settings, **{f"TXSTREAM_{k.upper()}": v for k, v in settings.items()}}
+    return ManagedProcess([sys.executable, "-m", "app", *args], env=env, cwd=factory.base,
+                          log_path=factory.base / f"{args[0]}.log", name=args[0]).start()
+
+
+@pytest.mark.parametrize("args", [("produce", "--count", "5"), ("alerts",)])
+def test_a_command_gives_up_on_a_broker_that_does_not_answer(
+        own_broker: EmbeddedBroker, factory: WorkerFactory, args: tuple[str, ...]) -> None:
+    own_broker.stop()  # nothing answers on its address now
+    command = _command(factory, *args, broker_wait="3s")
+    try:
+        wait_until(lambda: not command.running, 30, message=f"{args[0]} gives up")
+    finally:
+        code = command.terminate()
+    log = command.log_text()
+    assert code == 1
+    last = log.strip().splitlines()[-1]
+    assert re.match(rf"txstream {args[0]}: the broker at 127\.0\.0\.1:\d+ did not answer "
+                    r"for 3s \(TXSTREAM_BROKER_WAIT\)", last), last
+    assert "Traceback" not in log
+
+
+async def test_produce_that_loses_its_broker_says_how_much_was_acknowledged(
+        own_broker: EmbeddedBroker, factory: WorkerFactory) -> None:
+    await factory.create_topics()
+    command = _command(factory, "produce", "--rate", "500", broker_wait="3s")
+    try:
+        async def some_arrived() -> bool:
+            records = await read_topic(factory.bootstrap, factory.topics.transactions)
+            return len(records) >= 500
+        await async_wait_until(some_arrived, 60, interval=0.5)
+        os.killpg(own_broker.pid, signal.SIGSTOP)
+        wait_until(lambda: not command.running, 60, message="produce gives up")
+    finally:
+        os.killpg(own_broker.pid, signal.SIGCONT)
+        code = command.terminate()
+    log = command.log_text()
+    assert code == 1
+    last = log.strip().splitlines()[-1]
+    assert "did not answer for 3s (TXSTREAM_BROKER_WAIT)" in last
+    assert re.search(r"the first [\d,]+ record\(s\) were acknowledged", last), last
     assert "Traceback" not in log
