@@ -124,6 +124,9 @@ async def _report(app: TxApp, options: ReportOptions) -> int:
         note("report", f"compared {result.windows:,} tumbling window(s) of {changelog} with a "
                         f"recomputation from the first {result.applied:,} record(s) of {source} "
                         f"(as far as the live tables have applied it){behind}")
+        if result.skipped:
+            note("report", f"skipped {result.skipped:,} record(s) of {changelog} that are not "
+                           "txstream's state records (foreign or damaged)")
         if differences:
             note("report", f"{len(differences)} difference(s) between the live tables and "
                             "the recomputation")

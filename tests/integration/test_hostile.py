@@ -31,6 +31,7 @@ from app.testing import async_wait_until
 
 from .conftest import Worker, WorkerFactory
 from .test_recovery import assert_windows_exact, ground_truth
+from .test_report import txstream
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -150,6 +151,18 @@ async def test_fuzzed_records_are_dead_lettered_and_valid_ones_counted_exactly(
     await assert_windows_exact(again, ground_truth(valid))
     assert again.get("/alerts/")[0] == 200
     assert again.process.running
+
+    # The batch report reads the same fuzzed topic through the same decoding, and the check
+    # reads the changelog with the foreign records in it.
+    report = txstream(again.env, "report", "--format", "json", "--window", "1h")
+    assert report.code == 0, report.err
+    rows = orjson.loads(report.out)
+    assert sum(row["count"] for row in rows) == len(valid)
+    assert round(sum(row["total"] for row in rows) * 100) == sum(tx.amount_cents for tx in valid)
+    assert f"skipped {len(hostile):,} invalid record(s)" in report.err
+    check = txstream(again.env, "report", "--check")
+    assert check.code == 0, check.err
+    assert "Traceback" not in report.err + check.err
 
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "TRACE", "PROPFIND"]
