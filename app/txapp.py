@@ -8,7 +8,9 @@ from typing import Any
 import faust
 from faust.types import TransportT
 
-from app.kafka.admin import ensure_topics, parse_broker_url
+from app.kafka.admin import ensure_topics
+from app.kafka.connect import wait_for_brokers
+from app.kafka.security import KafkaConnection, kafka_connection
 from app.kafka.transport import BatchingConsumer, BatchingTransport
 from app.records.speedups import COMPILED
 
@@ -16,6 +18,7 @@ from .gctuning import tune_gc
 from .settings import Settings
 from .topics import TopicNames
 from .types import PipelineT
+from .worker import TxWorker
 
 __all__ = ["ROCKSDB_OPTIONS", "TxApp", "build_app", "faust_app_id"]
 
@@ -42,6 +45,8 @@ class TxApp(faust.App):
     """``faust.App`` with the batch seam transport and topic creation at start."""
 
     settings: Settings
+    #: The brokers and how to reach them, for every Kafka client txstream creates itself.
+    kafka: KafkaConnection
     topic_names: TopicNames
     state_tables: dict[str, Any]
     #: Plugged in by the composition root (app/compose.py).
@@ -56,14 +61,17 @@ class TxApp(faust.App):
         # Plugged in before the consumer can fetch, so no record ever takes Faust's
         # per-event path.
         consumer.set_batch_handler([self.topic_names.transactions],
-                                   self.pipeline.on_batch, self.bootstrap)
+                                   self.pipeline.on_batch, self.kafka)
         return consumer
 
     async def on_first_start(self) -> None:
         # Faust does not create source topics and the embedded broker would auto-create
         # them with the wrong partition count (BROKER.md fact 5): create them first.
         if not self.client_only:
-            await ensure_topics(self.bootstrap, dict.fromkeys(
+            # Bounded (TXSTREAM_KAFKA_CONNECT_TIMEOUT) and with the reason when it fails:
+            # aiokafka's own clients would retry some failures without end.
+            await wait_for_brokers(self.kafka)
+            await ensure_topics(self.kafka, dict.fromkeys(
                 self.topic_names.all(), self.settings.partitions))
         # Faust creates only the last level of its data directory.
         self.conf.datadir.mkdir(parents=True, exist_ok=True)
@@ -82,18 +90,17 @@ class TxApp(faust.App):
                 logger.exception("could not flush state at shutdown")
         await super().on_stop()
 
-    @property
-    def bootstrap(self) -> str:
-        """The aiokafka bootstrap string of the configured broker."""
-        return parse_broker_url(self.settings.broker)
-
 
 def build_app(settings: Settings) -> TxApp:
     """The configured app and its tables; the composition root plugs in the rest."""
     session_timeout = settings.session_timeout_ms / 1000
+    kafka = kafka_connection(settings)
     app = TxApp(
         faust_app_id(settings),
         broker=settings.broker,
+        # Faust's own consumer and producer connect with the same TLS/SASL as ours.
+        broker_credentials=kafka.faust_credentials(),
+        Worker=TxWorker,
         store="rocksdb://",
         # Faust's own layout is {datadir}/v1/tables/... whatever the app id: one directory
         # per app id and state version keeps a replayed version off the current one's files.
@@ -117,6 +124,7 @@ def build_app(settings: Settings) -> TxApp:
         autodiscover=False,
     )
     app.settings = settings
+    app.kafka = kafka
     app.topic_names = TopicNames(settings.topic_prefix)
     app.state_tables = {
         kind: app.Table(kind, partitions=settings.partitions, key_type=bytes, value_type=bytes,

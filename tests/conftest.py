@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings
 
-from app.kafka.admin import parse_broker_url
 from app.kafka.broker import EmbeddedBroker
+from app.kafka.security import KafkaConnection, parse_broker_url
 from app.testing import free_port as _free_port
 
 __all__: list[str] = []
@@ -43,9 +43,9 @@ def broker_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def bootstrap(broker_url: str) -> str:
-    """The session broker as an aiokafka bootstrap string (host:port[,host:port])."""
-    return parse_broker_url(broker_url)
+def kafka(broker_url: str) -> KafkaConnection:
+    """The session broker as the Kafka clients' connection."""
+    return KafkaConnection.plain(broker_url)
 
 
 @pytest.fixture

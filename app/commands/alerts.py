@@ -21,18 +21,19 @@ def register(app: TxApp) -> None:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
         from app.kafka.admin import ensure_topics, true_end_offsets
+        from app.kafka.connect import start_client
 
         topic = app.topic_names.alerts
-        await ensure_topics(app.bootstrap, {topic: app.settings.partitions})
-        consumer = AIOKafkaConsumer(bootstrap_servers=app.bootstrap, group_id=None)
-        await consumer.start()
+        await ensure_topics(app.kafka, {topic: app.settings.partitions})
+        consumer = await start_client(
+            lambda: AIOKafkaConsumer(**app.kafka.client_kwargs(group_id=None)), app.kafka)
         try:
             # Start exactly at the end of every partition (seek-to-end can land inside the
             # last batch on the embedded broker and print old alerts).
             tps = [TopicPartition(topic, p) for p in sorted(
                 consumer.partitions_for_topic(topic) or range(app.settings.partitions))]
             consumer.assign(tps)
-            for tp, end in (await true_end_offsets(app.bootstrap, tps)).items():
+            for tp, end in (await true_end_offsets(app.kafka, tps)).items():
                 consumer.seek(tp, end)
             print(f"listening for alerts on {topic} (Ctrl-C stops)", file=sys.stderr,
                   flush=True)

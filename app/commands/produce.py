@@ -78,7 +78,7 @@ def register(app: TxApp) -> None:
                 print(f"\r{done:,}/{total:,} records sent ({done * 100 // max(total, 1)}%)",
                       end="", file=sys.stderr, flush=True)
 
-            n = await send_records(app.bootstrap, topic, records,
+            n = await send_records(app.kafka, topic, records,
                                    on_progress=progress if total >= 10_000 else None)
             if total >= 10_000:
                 print(file=sys.stderr)
@@ -97,5 +97,5 @@ def register(app: TxApp) -> None:
                      for tx in generate(config))
         self.say(f"producing to {topic} at {app.settings.broker} "
                  f"({'as fast as possible' if rate <= 0 else f'{rate:g}/s'}); Ctrl-C stops")
-        n = await send_records(app.bootstrap, topic, generated, rate=rate if rate > 0 else None)
+        n = await send_records(app.kafka, topic, generated, rate=rate if rate > 0 else None)
         self.say(f"sent {n} transactions")

@@ -89,7 +89,7 @@ async def _replay(app: TxApp, command: Any, *, to_version: str | None, web_port:
                       stats_url=f"http://{host}:{port}/stats/")
     progress = ProgressLine(f"replay v{new}")
     try:
-        result = await run_replay(app.bootstrap, plan, resume=resume, timeout=timeout_s,
+        result = await run_replay(app.kafka, plan, resume=resume, timeout=timeout_s,
                                   on_progress=progress, say=lambda m: note("replay", m))
     except asyncio.CancelledError:
         progress.close()
@@ -123,7 +123,7 @@ async def _drop(app: TxApp, settings: Settings, version: int, *, force: bool) ->
 
     old_id = faust_app_id(settings, version)
     try:
-        dropped = await drop_version(app.bootstrap, old_id, force=force)
+        dropped = await drop_version(app.kafka, old_id, force=force)
     except ReplayError as exc:
         note("replay", f"state version {version} NOT deleted: {exc}")
         return 1

@@ -106,7 +106,7 @@ async def _report(app: TxApp, options: ReportOptions) -> int:
 
         changelog = changelog_topic(faust_app_id(settings), "tumbling")
         try:
-            result = await check_live(app.bootstrap, source, changelog, live,
+            result = await check_live(app.kafka, source, changelog, live,
                                       on_progress=progress)
         finally:
             progress.close()
@@ -129,7 +129,7 @@ async def _report(app: TxApp, options: ReportOptions) -> int:
 
     config = report_config(live, options.window_ms, include_late=options.include_late)
     try:
-        report = await compute_report(app.bootstrap, source, config, customer=options.customer,
+        report = await compute_report(app.kafka, source, config, customer=options.customer,
                                       on_progress=progress)
     finally:
         progress.close()

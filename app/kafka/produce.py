@@ -8,10 +8,13 @@ from collections.abc import Callable, Iterable
 
 from aiokafka import AIOKafkaProducer
 
+from .connect import start_client
+from .security import KafkaConnection
+
 __all__ = ["send_records"]
 
 
-async def send_records(bootstrap: str, topic: str,
+async def send_records(kafka: KafkaConnection, topic: str,
                        records: Iterable[tuple[bytes | None, bytes, int | None]], *,
                        rate: float | None = None,
                        on_progress: Callable[[int], None] | None = None) -> int:
@@ -22,9 +25,8 @@ async def send_records(bootstrap: str, topic: str,
     The default partitioner hashes the key as Faust's router does, so a customer's records
     land in the partition whose worker answers for that customer. Returns the count sent.
     """
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
-                                max_batch_size=512 * 1024, acks="all")
-    await producer.start()
+    producer = await start_client(lambda: AIOKafkaProducer(**kafka.client_kwargs(
+        linger_ms=20, max_batch_size=512 * 1024, acks="all")), kafka)
     sent = 0
     started = time.monotonic()
     try:

@@ -61,7 +61,7 @@ Handler = Callable[..., Awaitable[Response]]
 def install_views(app: TxApp) -> None:
     """Register every JSON view on the app."""
     route_table = app.state_tables[WindowKind.TUMBLING.value]
-    tail = AlertsTail(app.bootstrap, app.topic_names.alerts)
+    tail = AlertsTail(app.kafka, app.topic_names.alerts)
     app.alerts_tail = tail  # type: ignore[attr-defined]
     started = time.monotonic()
 

@@ -13,7 +13,8 @@ import orjson
 import pytest
 import urllib3
 
-from app.kafka.admin import ensure_topics, parse_broker_url
+from app.kafka.admin import ensure_topics
+from app.kafka.security import KafkaConnection
 from app.process import ManagedProcess
 from app.testing import free_port, wait_until
 from app.topics import TopicNames
@@ -76,13 +77,13 @@ class WorkerFactory:
         return TopicNames(self.settings["TXSTREAM_TOPIC_PREFIX"])
 
     @property
-    def bootstrap(self) -> str:
-        """The broker as an aiokafka bootstrap string."""
-        return parse_broker_url(self.broker_url)
+    def kafka(self) -> KafkaConnection:
+        """The broker as the Kafka clients' connection."""
+        return KafkaConnection.plain(self.broker_url)
 
     async def create_topics(self) -> None:
         """Create the input and output topics (workers do it too; tests may send first)."""
-        await ensure_topics(self.bootstrap, dict.fromkeys(self.topics.all(), PARTITIONS))
+        await ensure_topics(self.kafka, dict.fromkeys(self.topics.all(), PARTITIONS))
 
     def start(self, name: str = "w1", *, datadir: Path | None = None, port: int | None = None,
               wait: bool = True, **settings: str) -> Worker:

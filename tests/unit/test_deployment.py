@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from app.kafka.admin import parse_broker_url
+from app.kafka.security import parse_broker_url
 from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

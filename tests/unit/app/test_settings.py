@@ -49,6 +49,23 @@ def test_defaults() -> None:
         "topic_prefix": "",
         "window_kinds": "tumbling,hopping,sliding,session",
         "fetch_max_wait": "100ms",
+        "kafka_security_protocol": "PLAINTEXT",
+        "kafka_sasl_mechanism": None,
+        "kafka_username": None,
+        "kafka_password": None,
+        "kafka_password_file": None,
+        "kafka_ca_file": None,
+        "kafka_cert_file": None,
+        "kafka_key_file": None,
+        "kafka_check_hostname": True,
+        "kafka_connect_timeout": "30s",
+        "web_token": None,
+        "web_token_file": None,
+        "metrics_token": None,
+        "metrics_token_file": None,
+        "web_cert_file": None,
+        "web_key_file": None,
+        "web_ca_file": None,
     }
 
 
