@@ -9,6 +9,8 @@ import orjson
 
 from app.txapp import TxApp
 
+from .usage import exit_with
+
 __all__ = ["register"]
 
 
@@ -18,6 +20,9 @@ def register(app: TxApp) -> None:
     @app.command()
     async def alerts(self: Any) -> None:
         """Print alerts as they arrive (one JSON object per line)."""
+        await exit_with("alerts", _follow(), app.kafka)
+
+    async def _follow() -> int:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
         from app.kafka.admin import ensure_topics, true_end_offsets
@@ -46,3 +51,4 @@ def register(app: TxApp) -> None:
                 print(orjson.dumps(alert).decode(), flush=True)
         finally:
             await consumer.stop()
+        return 0

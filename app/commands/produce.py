@@ -13,7 +13,7 @@ from faust.cli import option
 from app.exceptions import InvalidRecord
 from app.txapp import TxApp
 
-from .usage import fail
+from .usage import exit_with, fail
 
 __all__ = ["register"]
 
@@ -40,24 +40,10 @@ def _existing_file() -> Any:
 def register(app: TxApp) -> None:
     """Define the ``produce`` command on the app's CLI."""
 
-    @app.command(
-        option("--rate", type=float, default=50.0, show_default=True,
-               help="Events per second (0 = as fast as possible)."),
-        option("--count", type=int, default=None, help="Stop after this many events."),
-        option("--customers", type=int, default=1000, show_default=True),
-        option("--seed", type=int, default=42, show_default=True),
-        option("--max-delay", default="3s", show_default=True,
-               help="Out-of-order: random delay between event time and send time."),
-        option("--tunnel-every", type=int, default=0, show_default=True,
-               help="Roughly every N events a burst of old events (0 = never)."),
-        option("--tunnel-size", type=int, default=30, show_default=True),
-        option("--file", "file_", type=_existing_file(), default=None,
-               help="Send a .jsonl or .csv file of transactions instead."),
-    )
-    async def produce(self: Any, rate: float, count: int | None, customers: int, seed: int,
-                      max_delay: str, tunnel_every: int, tunnel_size: int,
-                      file_: str | None) -> None:
-        """Send transactions: the generator, or --file F (JSONL or CSV)."""
+    async def _produce(self: Any, rate: float, count: int | None, customers: int, seed: int,
+                       max_delay: str, tunnel_every: int, tunnel_size: int,
+                       file_: str | None) -> int:
+        # Wrapped so that a broker that cannot be reached ends the command in one line.
         from app.durations import parse_duration
         from app.kafka.produce import send_records
         from app.records.transaction import encode_transaction, transaction_key
@@ -83,7 +69,7 @@ def register(app: TxApp) -> None:
             if total >= 10_000:
                 print(file=sys.stderr)
             self.say(f"sent {n} records from {path} to {topic}")
-            return
+            return 0
         try:
             delay_ms = parse_duration(max_delay)
             config = GeneratorConfig(start_ms=int(time.time() * 1000),
@@ -99,3 +85,25 @@ def register(app: TxApp) -> None:
                  f"({'as fast as possible' if rate <= 0 else f'{rate:g}/s'}); Ctrl-C stops")
         n = await send_records(app.kafka, topic, generated, rate=rate if rate > 0 else None)
         self.say(f"sent {n} transactions")
+        return 0
+
+    @app.command(
+        option("--rate", type=float, default=50.0, show_default=True,
+               help="Events per second (0 = as fast as possible)."),
+        option("--count", type=int, default=None, help="Stop after this many events."),
+        option("--customers", type=int, default=1000, show_default=True),
+        option("--seed", type=int, default=42, show_default=True),
+        option("--max-delay", default="3s", show_default=True,
+               help="Out-of-order: random delay between event time and send time."),
+        option("--tunnel-every", type=int, default=0, show_default=True,
+               help="Roughly every N events a burst of old events (0 = never)."),
+        option("--tunnel-size", type=int, default=30, show_default=True),
+        option("--file", "file_", type=_existing_file(), default=None,
+               help="Send a .jsonl or .csv file of transactions instead."),
+    )
+    async def produce(self: Any, rate: float, count: int | None, customers: int, seed: int,
+                      max_delay: str, tunnel_every: int, tunnel_size: int,
+                      file_: str | None) -> None:
+        """Send transactions: the generator, or --file F (JSONL or CSV)."""
+        await exit_with("produce", _produce(self, rate, count, customers, seed, max_delay,
+                                             tunnel_every, tunnel_size, file_), app.kafka)

@@ -162,4 +162,4 @@ def register(app: TxApp) -> None:
         """Rebuild every table from the start of transactions under a new state version."""
         await exit_with("replay", _replay(app, self, to_version=to_version, web_port=web_port,
                                            resume=resume, drop_old=drop_old, drop=drop,
-                                           force=force, timeout=timeout))
+                                           force=force, timeout=timeout), app.kafka)

@@ -178,4 +178,4 @@ def register(app: TxApp) -> None:
                                            include_late=include_late, check=check)
             return await _report(app, options)
 
-        await exit_with("report", run())
+        await exit_with("report", run(), app.kafka)

@@ -14,12 +14,16 @@ import pytest
 import urllib3
 
 from app.kafka.admin import ensure_topics
-from app.kafka.security import KafkaConnection
+from app.kafka.broker import EmbeddedBroker
+from app.kafka.security import KafkaConnection, kafka_connection
+from app.kafka.tls_certs import TlsFiles, make_tls_files
+from app.kafka.tls_proxy import TlsProxyThread, server_tls_context
 from app.process import ManagedProcess
+from app.settings import Settings
 from app.testing import free_port, wait_until
 from app.topics import TopicNames
 
-__all__ = ["Worker", "WorkerFactory"]
+__all__ = ["TlsBroker", "Worker", "WorkerFactory"]
 
 PARTITIONS = 4
 _http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=2, read=30))
@@ -70,6 +74,8 @@ class WorkerFactory:
     base: Path
     settings: dict[str, str]
     workers: list[Worker] = field(default_factory=list)
+    #: How the test's own clients connect (None: PLAINTEXT to ``broker_url``).
+    connection: KafkaConnection | None = None
 
     @property
     def topics(self) -> TopicNames:
@@ -79,7 +85,7 @@ class WorkerFactory:
     @property
     def kafka(self) -> KafkaConnection:
         """The broker as the Kafka clients' connection."""
-        return KafkaConnection.plain(self.broker_url)
+        return self.connection or KafkaConnection.plain(self.broker_url)
 
     async def create_topics(self) -> None:
         """Create the input and output topics (workers do it too; tests may send first)."""
@@ -120,6 +126,83 @@ def workers(broker_url: str, unique_id: str, tmp_path: Path) -> Iterator[WorkerF
         "TXSTREAM_EMBEDDED_BROKER": "false" if os.environ.get("TXSTREAM_TEST_BROKER") else "true",
     }
     factory = WorkerFactory(broker_url, unique_id, tmp_path, settings)
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
+
+
+@dataclass
+class TlsBroker:
+    """An embedded broker reachable only through a TLS proxy that requires client certs."""
+
+    broker: EmbeddedBroker
+    proxy: TlsProxyThread
+    files: TlsFiles
+
+    @property
+    def url(self) -> str:
+        """The proxy's address: what every client bootstraps from (and is told to use)."""
+        return f"kafka://127.0.0.1:{self.proxy.port}"
+
+    def settings(self, **overrides: str) -> dict[str, str]:
+        """TXSTREAM_* variables of a client with mutual TLS (``overrides`` win; "" unsets)."""
+        env = {
+            "TXSTREAM_BROKER": self.url,
+            "TXSTREAM_KAFKA_SECURITY_PROTOCOL": "SSL",
+            "TXSTREAM_KAFKA_CA_FILE": str(self.files.ca),
+            "TXSTREAM_KAFKA_CERT_FILE": str(self.files.client.cert),
+            "TXSTREAM_KAFKA_KEY_FILE": str(self.files.client.key),
+        }
+        env.update({f"TXSTREAM_{k.upper()}": v for k, v in overrides.items()})
+        return env
+
+    def connection(self) -> KafkaConnection:
+        """The test's own clients' connection (mutual TLS)."""
+        env = self.settings()
+        return kafka_connection(Settings.load(
+            broker=self.url, kafka_security_protocol="SSL",
+            kafka_ca_file=env["TXSTREAM_KAFKA_CA_FILE"],
+            kafka_cert_file=env["TXSTREAM_KAFKA_CERT_FILE"],
+            kafka_key_file=env["TXSTREAM_KAFKA_KEY_FILE"]))
+
+
+@pytest.fixture(scope="session")
+def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
+    """A second embedded broker, behind a TLS proxy with mutual TLS (BROKER.md fact 13).
+
+    The broker advertises the proxy's address, so every client connection (bootstrap,
+    partition leaders, group coordinator) goes through TLS.
+    """
+    files = make_tls_files(tmp_path_factory.mktemp("tls"))
+    proxy_port = free_port()
+    broker = EmbeddedBroker(advertised_port=proxy_port)
+    broker.start()
+    proxy = TlsProxyThread(broker.port, server_tls_context(files.server.cert, files.server.key,
+                                                           client_ca=files.ca), port=proxy_port)
+    try:
+        proxy.start()
+        yield TlsBroker(broker, proxy, files)
+    finally:
+        proxy.stop()
+        broker.stop()
+
+
+@pytest.fixture
+def tls_workers(tls_broker: TlsBroker, unique_id: str,
+                tmp_path: Path) -> Iterator[WorkerFactory]:
+    """Like ``workers``, on the TLS broker: workers and the test's clients use mutual TLS."""
+    settings = {
+        **tls_broker.settings(),
+        "TXSTREAM_APP_ID": unique_id,
+        "TXSTREAM_TOPIC_PREFIX": f"{unique_id}-",
+        "TXSTREAM_PARTITIONS": str(PARTITIONS),
+        "TXSTREAM_SESSION_TIMEOUT": "4s",
+        "TXSTREAM_FLUSH_INTERVAL": "500ms",
+        "TXSTREAM_EMBEDDED_BROKER": "true",
+    }
+    factory = WorkerFactory(tls_broker.url, unique_id, tmp_path, settings,
+                            connection=tls_broker.connection())
     try:
         yield factory
     finally:
