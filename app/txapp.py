@@ -16,6 +16,7 @@ from app.records.speedups import COMPILED
 
 from .gctuning import tune_gc
 from .settings import Settings
+from .tls import peer_client_class, web_client_context, web_server_context
 from .topics import TopicNames
 from .types import PipelineT
 from .worker import TxWorker
@@ -95,6 +96,14 @@ def build_app(settings: Settings) -> TxApp:
     """The configured app and its tables; the composition root plugs in the rest."""
     session_timeout = settings.session_timeout_ms / 1000
     kafka = kafka_connection(settings)
+    web_tls = web_server_context(settings)
+    peer_tls = web_client_context(settings)
+    web: dict[str, Any] = {}
+    if web_tls is not None and peer_tls is not None:
+        # HTTPS: the server's context, the URL other workers are told to use, and a
+        # client that verifies them (requests routed between workers, view fan-out).
+        web = {"web_ssl_context": web_tls, "HttpClient": peer_client_class(peer_tls),
+               "canonical_url": f"https://{settings.web_host}:{settings.web_port}"}
     app = TxApp(
         faust_app_id(settings),
         broker=settings.broker,
@@ -122,6 +131,7 @@ def build_app(settings: Settings) -> TxApp:
         stream_wait_empty=False,
         logging_config=None,
         autodiscover=False,
+        **web,
     )
     app.settings = settings
     app.kafka = kafka

@@ -22,6 +22,7 @@ from tables.fixed import COUNT, TOTAL, FixedWindowState
 
 from .metrics import worker_snapshot
 from .peers import fetch_local_parts
+from .security import shown
 
 if TYPE_CHECKING:
     from app.txapp import TxApp
@@ -289,7 +290,7 @@ def install_dashboard(app: TxApp) -> None:
         async def get(self, request: Request) -> Response:
             only_here = request.query.get("local")
             if only_here not in (None, "0", "1"):
-                return self.json({"error": f"local must be 0 or 1, got {only_here!r}",
+                return self.json({"error": f"local must be 0 or 1, got {shown(only_here)}",
                                   "status": 400}, status=400)
             data = local.get() if only_here == "1" else await cluster_data(app, local.get())
             return self.json(data, headers={"Cache-Control": "no-store"})

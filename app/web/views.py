@@ -17,9 +17,12 @@ from tables.windows import WindowKind
 
 from .alerts_tail import AlertsTail
 from .dashboard import install_dashboard
+from .login import install_login
 from .metrics import install_metrics, worker_snapshot
 from .openapi import install_openapi
 from .peers import fetch_local_parts
+from .probes import install_probes
+from .security import install_security, shown
 
 if TYPE_CHECKING:
     from app.txapp import TxApp
@@ -73,11 +76,11 @@ def install_views(app: TxApp) -> None:
         async def get(view: View, request: Request, customer_id: str, **kwargs: Any) -> Response:
             if parse_customer_id(customer_id) is None:
                 return _error(view, 400, f"customer id must be a positive integer, "
-                                         f"got {customer_id!r}")
+                                         f"got {shown(customer_id)}")
             kind = kwargs.get("kind")
             if kind is not None and kind not in WINDOW_KINDS:
                 return _error(view, 400, f"window kind must be one of {', '.join(WINDOW_KINDS)},"
-                                         f" got {kind!r}")
+                                         f" got {shown(kind)}")
             if kind is not None and kind not in app.settings.window_kind_list:
                 return _error(view, 404, f"this deployment does not keep {kind} windows"
                                          f" (TXSTREAM_WINDOW_KINDS)")
@@ -150,7 +153,7 @@ def install_views(app: TxApp) -> None:
             limit = parse_limit(request.query.get("limit"))
             if limit is None:
                 return _error(self, 400, f"limit must be an integer from 1 to {MAX_LIMIT}, "
-                                         f"got {request.query.get('limit')!r}")
+                                         f"got {shown(request.query.get('limit'))}")
             return self.json({"alerts": tail.latest(limit)})
 
     @app.page("/stats/")
@@ -172,7 +175,10 @@ def install_views(app: TxApp) -> None:
     install_dashboard(app)
     install_metrics(app)
     install_openapi(app)
+    install_probes(app)
+    install_login(app)
     install_error_handler(app)
+    install_security(app)
 
 
 @web.middleware

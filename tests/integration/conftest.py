@@ -29,6 +29,12 @@ PARTITIONS = 4
 _http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=2, read=30))
 
 
+def _https(ca_file: str) -> urllib3.PoolManager:
+    """A client that trusts the test's web CA (and checks the host name)."""
+    return urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=2, read=30),
+                               ca_certs=ca_file, cert_reqs="CERT_REQUIRED")
+
+
 @dataclass
 class Worker:
     """A ``txstream worker`` process started by a test."""
@@ -41,12 +47,29 @@ class Worker:
 
     @property
     def base_url(self) -> str:
-        """Where its web views answer."""
-        return f"http://127.0.0.1:{self.port}"
+        """Where its web views answer (HTTPS when it has a certificate)."""
+        scheme = "https" if self.env.get("TXSTREAM_WEB_CERT_FILE") else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
-    def get(self, path: str) -> tuple[int, Any]:
+    @property
+    def token(self) -> str | None:
+        """Its web token, if it has one."""
+        return self.env.get("TXSTREAM_WEB_TOKEN") or None
+
+    def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
+                auth: bool = True, **options: Any) -> urllib3.BaseHTTPResponse:
+        """Any request; with ``auth``, the worker's own token goes along (if it has one)."""
+        headers = dict(headers or {})
+        if auth and self.token:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        ca_file = self.env.get("TXSTREAM_WEB_CA_FILE")
+        http = _http if not ca_file else _https(ca_file)
+        return http.request(method, self.base_url + path, headers=headers, **options)
+
+    def get(self, path: str, *, headers: dict[str, str] | None = None,
+            auth: bool = True) -> tuple[int, Any]:
         """GET a view; (status, decoded JSON or text)."""
-        response = _http.request("GET", self.base_url + path)
+        response = self.request("GET", path, headers=headers, auth=auth)
         body = response.data
         try:
             return response.status, orjson.loads(body)
