@@ -117,8 +117,11 @@ def install_login(app: TxApp) -> None:
 
     def page(view: View, next_path: str, status: int = 200,
              error: str | None = None) -> Any:
+        # same-origin: the browser then sends the Origin of the form's POST (with
+        # no-referrer it would send "null"), which the POST checks.
         return view.html(login_page(next_path, error), status=status,
-                         headers={"Content-Security-Policy": _policy()})
+                         headers={"Content-Security-Policy": _policy(),
+                                  "Referrer-Policy": "same-origin"})
 
     @app.page(LOGIN_PATH)
     class LoginView(View):

@@ -143,5 +143,11 @@ def test_dashboard_page__self_contained_with_its_script_pinned_by_hash() -> None
     assert len(scripts) == 1
     digest = base64.b64encode(hashlib.sha256(scripts[0].encode()).digest()).decode()
     assert f"script-src 'sha256-{digest}';" in policy
+    styles = re.findall(r"<style>(.*?)</style>", html, flags=re.DOTALL)
+    assert len(styles) == 1
+    assert not re.search(r"\sstyle\s*=", html), "no style attribute (the policy would block it)"
+    digest = base64.b64encode(hashlib.sha256(styles[0].encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}';" in policy
+    assert "unsafe-inline" not in policy
     assert "default-src 'none'" in policy and "connect-src 'self'" in policy
     assert "innerHTML" not in html  # data only ever becomes text nodes
