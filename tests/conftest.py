@@ -10,10 +10,11 @@ import pytest
 from hypothesis import settings
 
 from app.kafka.broker import EmbeddedBroker
-from app.kafka.security import KafkaConnection, parse_broker_url
+from app.kafka.security import KafkaConnection, kafka_connection, parse_broker_url
+from app.settings import Settings
 from app.testing import free_port as _free_port
 
-__all__: list[str] = []
+__all__ = ["connection_to"]
 
 # Property tests check results, not speed: no per-example deadline, which a loaded CI
 # machine (the suite runs brokers and workers beside them) would turn into flaky failures.
@@ -42,10 +43,16 @@ def broker_url() -> Iterator[str]:
         broker.stop()
 
 
+def connection_to(broker_url: str) -> KafkaConnection:
+    """How the test's clients reach ``broker_url``: with the TXSTREAM_KAFKA_* settings of
+    the environment (an external broker may need TLS or SASL), PLAINTEXT by default."""
+    return kafka_connection(Settings.load(broker=broker_url))
+
+
 @pytest.fixture
 def kafka(broker_url: str) -> KafkaConnection:
     """The session broker as the Kafka clients' connection."""
-    return KafkaConnection.plain(broker_url)
+    return connection_to(broker_url)
 
 
 @pytest.fixture

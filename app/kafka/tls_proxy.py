@@ -14,12 +14,11 @@ import asyncio
 import contextlib
 import logging
 import ssl
-import threading
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from app.process import free_port
+
+from .proxy_thread import ProxyThread
 
 __all__ = ["TlsProxy", "TlsProxyThread", "server_tls_context"]
 
@@ -124,12 +123,16 @@ async def _to_upstream(session: _TlsSession, writer: asyncio.StreamWriter) -> No
             writer.write_eof()
 
 
-async def _to_client(reader: asyncio.StreamReader, session: _TlsSession) -> None:
+async def _to_client(reader: asyncio.StreamReader, session: _TlsSession,
+                     client: asyncio.StreamWriter) -> None:
     try:
         while data := await reader.read(_CHUNK):
             await session.send(data)
     except (ConnectionError, ssl.SSLError, OSError):
         pass
+    finally:
+        # The broker hung up: so does the proxy (a client waiting for an answer must see it).
+        client.close()
 
 
 class TlsProxy:
@@ -171,7 +174,7 @@ class TlsProxy:
             self._writers.add(upstream_writer)
             try:
                 await asyncio.gather(_to_upstream(session, upstream_writer),
-                                     _to_client(upstream_reader, session))
+                                     _to_client(upstream_reader, session, client_writer))
             finally:
                 self._writers.discard(upstream_writer)
                 upstream_writer.close()
@@ -191,43 +194,10 @@ class TlsProxy:
                 await asyncio.wait_for(server.wait_closed(), timeout=5)
 
 
-class TlsProxyThread:
+class TlsProxyThread(ProxyThread):
     """A :class:`TlsProxy` on its own event loop in a daemon thread (for synchronous code)."""
 
     def __init__(self, upstream_port: int, context: ssl.SSLContext, *,
                  port: int | None = None) -> None:
         self.proxy = TlsProxy(upstream_port, context, port=port)
-        self._loop = asyncio.new_event_loop()
-        # A client that fails its handshake (the point of several tests) is not an error
-        # of the proxy: asyncio would log each one with a traceback.
-        self._loop.set_exception_handler(lambda _loop, _context: None)
-        self._thread = threading.Thread(target=self._loop.run_forever, name="tls-proxy",
-                                        daemon=True)
-
-    @property
-    def port(self) -> int:
-        """Where clients connect (TLS)."""
-        return self.proxy.port
-
-    def start(self) -> None:
-        """Start the loop and the proxy; return once it listens."""
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.proxy.start(), self._loop).result(timeout=10)
-
-    def stop(self) -> None:
-        """Stop the proxy and its loop; idempotent."""
-        if not self._thread.is_alive():
-            return
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self.proxy.stop(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+        super().__init__(self.proxy)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,15 +16,18 @@ import urllib3
 
 from app.kafka.admin import ensure_topics
 from app.kafka.broker import EmbeddedBroker
+from app.kafka.proxy_thread import ProxyThread
+from app.kafka.sasl_proxy import SaslProxy
 from app.kafka.security import KafkaConnection, kafka_connection
 from app.kafka.tls_certs import TlsFiles, make_tls_files
-from app.kafka.tls_proxy import TlsProxyThread, server_tls_context
+from app.kafka.tls_proxy import TlsProxy, TlsProxyThread, server_tls_context
 from app.process import ManagedProcess
 from app.settings import Settings
 from app.testing import free_port, wait_until
 from app.topics import TopicNames
+from tests.conftest import connection_to
 
-__all__ = ["TlsBroker", "Worker", "WorkerFactory"]
+__all__ = ["SaslBroker", "TlsBroker", "Worker", "WorkerFactory"]
 
 PARTITIONS = 4
 _http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=2, read=30))
@@ -108,7 +112,7 @@ class WorkerFactory:
     @property
     def kafka(self) -> KafkaConnection:
         """The broker as the Kafka clients' connection."""
-        return self.connection or KafkaConnection.plain(self.broker_url)
+        return self.connection or connection_to(self.broker_url)
 
     async def create_topics(self) -> None:
         """Create the input and output topics (workers do it too; tests may send first)."""
@@ -211,21 +215,116 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
         broker.stop()
 
 
-@pytest.fixture
-def tls_workers(tls_broker: TlsBroker, unique_id: str,
-                tmp_path: Path) -> Iterator[WorkerFactory]:
-    """Like ``workers``, on the TLS broker: workers and the test's clients use mutual TLS."""
+def _secure_factory(url: str, env: dict[str, str], connection: KafkaConnection,
+                    unique_id: str, tmp_path: Path, *, embedded: bool) -> WorkerFactory:
     settings = {
-        **tls_broker.settings(),
+        **env,
         "TXSTREAM_APP_ID": unique_id,
         "TXSTREAM_TOPIC_PREFIX": f"{unique_id}-",
         "TXSTREAM_PARTITIONS": str(PARTITIONS),
         "TXSTREAM_SESSION_TIMEOUT": "4s",
         "TXSTREAM_FLUSH_INTERVAL": "500ms",
-        "TXSTREAM_EMBEDDED_BROKER": "true",
+        "TXSTREAM_EMBEDDED_BROKER": "true" if embedded else "false",
     }
-    factory = WorkerFactory(tls_broker.url, unique_id, tmp_path, settings,
-                            connection=tls_broker.connection())
+    return WorkerFactory(url, unique_id, tmp_path, settings, connection=connection)
+
+
+@pytest.fixture
+def tls_workers(tls_broker: TlsBroker, unique_id: str,
+                tmp_path: Path) -> Iterator[WorkerFactory]:
+    """Like ``workers``, on the TLS broker: workers and the test's clients use mutual TLS."""
+    factory = _secure_factory(tls_broker.url, tls_broker.settings(), tls_broker.connection(),
+                              unique_id, tmp_path, embedded=True)
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
+
+
+#: Set with TXSTREAM_TEST_BROKER and the TXSTREAM_KAFKA_* settings of a user on it to run
+#: the SASL tests against a real SASL broker too.
+SASL_USER = "alice"
+
+
+@dataclass
+class SaslBroker:
+    """A broker that requires SASL: the embedded one behind SASL and TLS proxies, or yours."""
+
+    url: str
+    #: The TXSTREAM_* settings of a client that logs in.
+    env: dict[str, str]
+    proxy: SaslProxy | None = None
+
+    def settings(self, **overrides: str) -> dict[str, str]:
+        """Those settings, ``overrides`` winning ("" unsets)."""
+        return {**self.env, **{f"TXSTREAM_{k.upper()}": v for k, v in overrides.items()}}
+
+    def connection(self, **overrides: str) -> KafkaConnection:
+        """A Kafka connection with those settings."""
+        env = self.settings(**overrides)
+        options = {k.removeprefix("TXSTREAM_").lower(): v for k, v in env.items() if v}
+        return kafka_connection(Settings.load(**options))
+
+
+def _external_sasl() -> SaslBroker | None:
+    url = os.environ.get("TXSTREAM_TEST_BROKER")
+    protocol = os.environ.get("TXSTREAM_KAFKA_SECURITY_PROTOCOL", "").upper()
+    if not url or not protocol.startswith("SASL_"):
+        return None
+    env = {k: v for k, v in os.environ.items() if k.startswith("TXSTREAM_KAFKA_")}
+    return SaslBroker(url, {**env, "TXSTREAM_BROKER": url})
+
+
+@pytest.fixture(scope="session", params=["embedded", "external"])
+def sasl_broker(request: pytest.FixtureRequest,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[SaslBroker]:
+    """A broker that requires SASL/SCRAM-SHA-512 over TLS (SASL_SSL).
+
+    ``embedded``: Tansu cannot authenticate (BROKER.md fact 13), so a SASL proxy answers the
+    SASL exchange as Kafka does (a real SCRAM exchange) in front of it, and a TLS proxy in
+    front of that; the broker advertises the outer address. ``external``: the broker of
+    TXSTREAM_TEST_BROKER with your TXSTREAM_KAFKA_* settings (skipped without them).
+    """
+    if request.param == "external":
+        external = _external_sasl()
+        if external is None:
+            pytest.skip("no external SASL broker: set TXSTREAM_TEST_BROKER and "
+                        "TXSTREAM_KAFKA_SECURITY_PROTOCOL=SASL_SSL or SASL_PLAINTEXT with "
+                        "TXSTREAM_KAFKA_SASL_MECHANISM, _USERNAME and _PASSWORD of a user")
+        yield external
+        return
+    files = make_tls_files(tmp_path_factory.mktemp("sasl-tls"))
+    password = f"pw-{uuid.uuid4().hex}"
+    outer = free_port()
+    broker = EmbeddedBroker(advertised_port=outer)
+    broker.start()
+    sasl = SaslProxy(broker.port, {SASL_USER: password})
+    proxies = ProxyThread(TlsProxy(sasl.port, server_tls_context(files.server.cert,
+                                                                 files.server.key),
+                                   port=outer), sasl)
+    try:
+        proxies.start()
+        url = f"kafka://127.0.0.1:{outer}"
+        yield SaslBroker(url, {
+            "TXSTREAM_BROKER": url,
+            "TXSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "TXSTREAM_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "TXSTREAM_KAFKA_USERNAME": SASL_USER,
+            "TXSTREAM_KAFKA_PASSWORD": password,
+            "TXSTREAM_KAFKA_CA_FILE": str(files.ca),
+        }, sasl)
+    finally:
+        proxies.stop()
+        broker.stop()
+
+
+@pytest.fixture
+def sasl_workers(sasl_broker: SaslBroker, unique_id: str,
+                 tmp_path: Path) -> Iterator[WorkerFactory]:
+    """Like ``workers``, on the SASL broker: workers and the test's clients log in."""
+    factory = _secure_factory(sasl_broker.url, sasl_broker.settings(),
+                              sasl_broker.connection(), unique_id, tmp_path,
+                              embedded=sasl_broker.proxy is not None)
     try:
         yield factory
     finally:
