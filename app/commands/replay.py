@@ -42,6 +42,7 @@ async def _replay(app: TxApp, command: Any, *, to_version: str | None, web_port:
                   timeout: str | None) -> int:
     from app.kappa.replay import ReplayError, ReplayPlan, run_replay
     from app.process import free_port
+    from app.tls import web_client_context
     from app.txapp import faust_app_id
 
     settings = app.settings
@@ -86,7 +87,8 @@ async def _replay(app: TxApp, command: Any, *, to_version: str | None, web_port:
     host = "127.0.0.1" if settings.web_host in ("0.0.0.0", "::") else settings.web_host
     plan = ReplayPlan(source=app.topic_names.transactions, new_id=faust_app_id(settings, new),
                       new_version=new, env=env, log_path=log_path,
-                      stats_url=f"http://{host}:{port}/stats/")
+                      stats_url=f"{settings.web_scheme}://{host}:{port}/stats/?local=1",
+                      stats_token=settings.web_token, stats_tls=web_client_context(settings))
     progress = ProgressLine(f"replay v{new}")
     try:
         result = await run_replay(app.kafka, plan, resume=resume, timeout=timeout_s,

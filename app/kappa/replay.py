@@ -13,11 +13,12 @@ The progress shown between commits comes from the worker's ``/stats/``.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import sys
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError, for_code
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import Array, Int16, Int32, Schema, String
+from pydantic import SecretStr
 
 from app.exceptions import BrokerError, ReplayError
 from app.kafka.changelog import changelog_topic, end_offsets, topic_partitions
@@ -134,6 +136,9 @@ class ReplayPlan:
     #: The replay worker's ``/stats/`` view, for progress between offset commits.
     stats_url: str | None = None
     cwd: Path | None = None
+    #: The web token and the HTTPS trust the replay worker's views want (its settings').
+    stats_token: SecretStr | None = None
+    stats_tls: ssl.SSLContext | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +207,7 @@ async def _follow(kafka: KafkaConnection, plan: ReplayPlan, worker: ManagedProce
         if all(committed[p] >= end for p, end in ends.items() if end > 0):
             on_progress(done, total)
             return done
-        applied = await asyncio.to_thread(_applied, plan.stats_url)
+        applied = await asyncio.to_thread(_applied, plan)
         on_progress(min(max(done, applied), total), total)
         if not worker.running:
             raise ReplayError(f"the replay worker exited with status {worker.returncode}; "
@@ -214,12 +219,15 @@ async def _follow(kafka: KafkaConnection, plan: ReplayPlan, worker: ManagedProce
         await asyncio.sleep(_POLL_INTERVAL)
 
 
-def _applied(url: str | None) -> int:
+def _applied(plan: ReplayPlan) -> int:
     """Records the worker has applied (valid and invalid), from its ``/stats/``; 0 if unknown."""
-    if url is None:
+    if plan.stats_url is None:
         return 0
+    headers = {} if plan.stats_token is None else {
+        "Authorization": f"Bearer {plan.stats_token.get_secret_value()}"}
+    request = urllib.request.Request(plan.stats_url, headers=headers)
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(request, timeout=2, context=plan.stats_tls) as response:
             stats = orjson.loads(response.read())
         return int(stats["events_in"]) + int(stats["dead_letters"])
     except (OSError, ValueError, KeyError, TypeError):
