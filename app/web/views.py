@@ -70,7 +70,9 @@ def install_views(app: TxApp) -> None:
 
     def customer_view(inner: Handler) -> Handler:
         # Validate before routing: Faust routes by the raw URL segment, so a non-canonical
-        # id ("007") would hash to another worker's partition.
+        # id ("007") would hash to another worker's partition. Faust forwards the request
+        # with all its headers (app/router.py _route_req), so the owner sees the same
+        # Authorization or session cookie and checks it the same way.
         routed = app.table_route(table=route_table, match_info="customer_id")(inner)
 
         async def get(view: View, request: Request, customer_id: str, **kwargs: Any) -> Response:
