@@ -6,7 +6,14 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tables.windows import WindowConfig
@@ -14,7 +21,7 @@ from tables.windows import WindowConfig
 from .durations import format_duration, parse_duration
 from .exceptions import SettingsError
 
-__all__ = ["ENV_PREFIX", "Settings", "window_config"]
+__all__ = ["ENV_PREFIX", "SECRET_SETTINGS", "Settings", "window_config"]
 
 ENV_PREFIX = "TXSTREAM_"
 
@@ -25,6 +32,33 @@ _HOST_PORT = re.compile(
 _APP_ID = re.compile(r"[A-Za-z0-9._-]+")
 _MONEY = re.compile(r"[0-9]+(?:\.[0-9]{1,2})?")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
+_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+#: A bearer token: visible ASCII without spaces (it travels in a header), long enough
+#: not to be guessed.
+_TOKEN = re.compile(r"[!-~]{16,}")
+#: Settings whose value is a secret: never echoed, not even in an error about it.
+SECRET_SETTINGS = frozenset({"kafka_password", "web_token", "metrics_token"})
+#: Each secret and the variable naming a file that may hold it instead (Docker secrets).
+_SECRET_FILES = {
+    "kafka_password": "kafka_password_file",
+    "web_token": "web_token_file",
+    "metrics_token": "metrics_token_file",
+}
+#: Optional settings for which an empty variable means "not set" (compose files write
+#: ``TXSTREAM_KAFKA_USERNAME: ""`` to leave one out).
+_OPTIONAL_TEXT = frozenset({
+    "kafka_sasl_mechanism", "kafka_username", "kafka_password", "kafka_password_file",
+    "kafka_ca_file", "kafka_cert_file", "kafka_key_file", "web_token", "web_token_file",
+    "metrics_token", "metrics_token_file", "web_cert_file", "web_key_file", "web_ca_file",
+})
+#: Longest repr of a bad value an error message shows.
+_SHOWN_CHARS = 100
+#: Files read at start: each must exist and be readable.
+_FILE_SETTINGS = (
+    "kafka_password_file", "kafka_ca_file", "kafka_cert_file", "kafka_key_file",
+    "web_token_file", "metrics_token_file", "web_cert_file", "web_key_file", "web_ca_file",
+)
 
 # What each field expects, for errors pydantic raises itself (wrong type, out of range):
 # its own wording ("Input should be greater than or equal to 1") names no variable.
@@ -52,10 +86,43 @@ _EXPECTED: dict[str, str] = {
     "topic_prefix": "letters, digits, '.', '_' or '-' (or nothing)",
     "fetch_max_wait": f"a duration ({_DURATION_HINT})",
     "max_event_ahead": f"a duration ({_DURATION_HINT})",
-    "broker_wait": f"a duration ({_DURATION_HINT})",
     "window_kinds": "a comma-separated list of tumbling, hopping, sliding, session "
     "(tumbling is required)",
+    "kafka_security_protocol": "one of " + ", ".join(_SECURITY_PROTOCOLS),
+    "kafka_sasl_mechanism": "one of " + ", ".join(_SASL_MECHANISMS),
+    "kafka_username": "a user name",
+    "kafka_password": "a password",
+    "kafka_check_hostname": "true or false",
+    "kafka_connect_timeout": f"a duration ({_DURATION_HINT})",
+    "web_token": "a token",
+    "metrics_token": "a token",
+    **{name: "a path to a readable file" for name in _FILE_SETTINGS},
 }
+
+
+def _secret_problem(field: str, value: str) -> str | None:
+    """What is wrong with a secret's value (without showing it), or None."""
+    if field == "kafka_password":
+        return None if value else "must not be empty"
+    if _TOKEN.fullmatch(value) is None:
+        return "must be at least 16 visible ASCII characters without spaces"
+    return None
+
+
+def _variable(field: str) -> str:
+    """The environment variable of a field: ``kafka_ca_file`` -> ``TXSTREAM_KAFKA_CA_FILE``."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def _read_secret_file(field: str, path: str) -> str:
+    """The secret in a ``*_FILE`` (one trailing newline dropped), or ValueError naming it."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        msg = f"{_variable(field)}={path!r}: cannot read the file: {reason}"
+        raise ValueError(msg) from None
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 def _duration(text: str, *, positive: bool) -> int:
@@ -126,11 +193,43 @@ class Settings(BaseSettings):
       (tumbling is required: it carries the alert rule).
     - ``TXSTREAM_MAX_EVENT_AHEAD`` [5m]: how far ahead of the wall clock an event time may
       be; a record beyond it is dead-lettered and never moves a watermark (0 allowed).
-    - ``TXSTREAM_BROKER_WAIT`` [60s]: how long ``produce`` and ``alerts`` keep retrying a
-      broker that does not answer before they exit with a message.
     - ``TXSTREAM_TOPIC_PREFIX`` [empty]: put before every input and output topic name
       (``test1-transactions``), so tests and tenants can share a broker; letters,
       digits, ``.``, ``_``, ``-``.
+
+    Kafka security (every command that talks to Kafka), named as Kafka clients name them:
+
+    - ``TXSTREAM_KAFKA_SECURITY_PROTOCOL`` [PLAINTEXT]: PLAINTEXT, SSL, SASL_PLAINTEXT or
+      SASL_SSL.
+    - ``TXSTREAM_KAFKA_SASL_MECHANISM`` [none]: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512;
+      required with a SASL protocol.
+    - ``TXSTREAM_KAFKA_USERNAME`` / ``TXSTREAM_KAFKA_PASSWORD`` [none]: SASL credentials;
+      ``TXSTREAM_KAFKA_PASSWORD_FILE`` reads the password from a file instead (Docker or
+      Kubernetes secrets; one trailing newline is dropped). Set one of the two, not both.
+    - ``TXSTREAM_KAFKA_CA_FILE`` [system CAs]: PEM file of the CA(s) that signed the
+      brokers' certificates.
+    - ``TXSTREAM_KAFKA_CERT_FILE`` / ``TXSTREAM_KAFKA_KEY_FILE`` [none]: client certificate
+      and its key (PEM) for mutual TLS; the key may be in the certificate file.
+    - ``TXSTREAM_KAFKA_CHECK_HOSTNAME`` [true]: check that a broker's certificate names the
+      host connected to.
+    - ``TXSTREAM_KAFKA_CONNECT_TIMEOUT`` [30s]: how long a command keeps trying to reach the
+      brokers at start before it stops with the reason (a TLS or authentication failure
+      stops it at once); also how long ``produce`` and ``alerts`` wait out a broker that
+      stops answering while they run.
+
+    Web views:
+
+    - ``TXSTREAM_WEB_TOKEN`` / ``TXSTREAM_WEB_TOKEN_FILE`` [none]: when set, every view but
+      the probes (and ``/metrics``) needs ``Authorization: Bearer <token>`` or a session
+      from the login page; at least 16 visible ASCII characters.
+    - ``TXSTREAM_METRICS_TOKEN`` / ``TXSTREAM_METRICS_TOKEN_FILE`` [none]: when set,
+      ``/metrics`` needs this token; otherwise it is open.
+    - ``TXSTREAM_WEB_CERT_FILE`` / ``TXSTREAM_WEB_KEY_FILE`` [none]: serve HTTPS with this
+      certificate and key (PEM).
+    - ``TXSTREAM_WEB_CA_FILE`` [system CAs]: CA that signed the other workers' web
+      certificates, for requests between workers over HTTPS.
+
+    Secrets are ``SecretStr``: they never appear in a repr, a log line or an error.
 
     Build it with :meth:`load`, which turns validation errors into a
     :class:`~app.exceptions.SettingsError` naming the variable.
@@ -171,7 +270,29 @@ class Settings(BaseSettings):
     window_kinds: str = "tumbling,hopping,sliding,session"
     fetch_max_wait: str = "100ms"
     max_event_ahead: str = "5m"
-    broker_wait: str = "60s"
+
+    # Kafka security. A *_FILE is read at start into the value it stands for, so
+    # kafka_password (web_token, metrics_token) holds the secret whichever way it came.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
+    kafka_password_file: Path | None = None
+    kafka_ca_file: Path | None = None
+    kafka_cert_file: Path | None = None
+    kafka_key_file: Path | None = None
+    kafka_check_hostname: bool = True
+    kafka_connect_timeout: str = "30s"
+
+    # Web views.
+    web_token: SecretStr | None = None
+    web_token_file: Path | None = None
+    metrics_token: SecretStr | None = None
+    metrics_token_file: Path | None = None
+    web_cert_file: Path | None = None
+    web_key_file: Path | None = None
+    web_ca_file: Path | None = None
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -187,6 +308,116 @@ class Settings(BaseSettings):
             raise SettingsError(_describe(exc)) from None
 
     # -- validation -------------------------------------------------------------------
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, data: Any) -> Any:
+        # Before the fields: a secret read from its *_FILE is then validated (and hidden)
+        # exactly like one given directly.
+        if not isinstance(data, dict):
+            return data
+        data = {key: (None if value == "" and key in _OPTIONAL_TEXT else value)
+                for key, value in data.items()}
+        for secret, file_field in _SECRET_FILES.items():
+            path = data.get(file_field)
+            if path is None:
+                continue
+            if data.get(secret) is not None:
+                msg = (f"set {_variable(secret)} or {_variable(file_field)}, not both")
+                raise ValueError(msg)
+            value = _read_secret_file(file_field, str(path))
+            problem = _secret_problem(secret, value)
+            if problem:
+                msg = f"{_variable(file_field)}={str(path)!r}: the secret in it {problem}"
+                raise ValueError(msg)
+            data[secret] = value
+        return data
+
+    @field_validator(*_FILE_SETTINGS)
+    @classmethod
+    def _check_readable_file(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        try:
+            with value.open("rb") as file:
+                file.read(1)
+        except OSError as exc:
+            msg = f"cannot read the file: {exc.strerror or exc}"
+            raise ValueError(msg) from None
+        return value
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper_case(cls, value: Any) -> Any:
+        # Kafka clients spell these in capitals; accept any case, as for the log level.
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("kafka_username")
+    @classmethod
+    def _check_username(cls, value: str | None) -> str | None:
+        if value is not None and (not value or value != value.strip()):
+            msg = "expected a user name without leading or trailing spaces"
+            raise ValueError(msg)
+        return value
+
+    @field_validator(*SECRET_SETTINGS)
+    @classmethod
+    def _check_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        problem = None if value is None else _secret_problem(
+            str(info.field_name), value.get_secret_value())
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _check_kafka_security(self) -> Settings:
+        protocol = self.kafka_security_protocol
+        setting = f"{_variable('kafka_security_protocol')}={protocol}"
+        sasl: dict[str, object] = {"kafka_sasl_mechanism": self.kafka_sasl_mechanism,
+                "kafka_username": self.kafka_username,
+                "kafka_password": self.kafka_password}
+        tls: dict[str, object] = {"kafka_ca_file": self.kafka_ca_file,
+                                  "kafka_cert_file": self.kafka_cert_file,
+                                  "kafka_key_file": self.kafka_key_file}
+        if protocol.startswith("SASL_"):
+            missing = [_variable(name) for name, value in sasl.items() if value is None]
+            if missing:
+                needs = ", ".join(missing)
+                if self.kafka_password is None:
+                    needs += f" (or {_variable('kafka_password_file')})"
+                msg = f"{setting} needs {needs}"
+                raise ValueError(msg)
+        else:
+            if self.kafka_password_file is not None:
+                sasl["kafka_password_file"] = sasl.pop("kafka_password")
+            unused = [_variable(name) for name, value in sasl.items() if value is not None]
+            if unused:
+                msg = (f"{', '.join(unused)} set, but {setting} does not use SASL "
+                       f"(use SASL_SSL or SASL_PLAINTEXT)")
+                raise ValueError(msg)
+        if not protocol.endswith("SSL"):
+            unused = [_variable(name) for name, value in tls.items() if value is not None]
+            if unused:
+                msg = (f"{', '.join(unused)} set, but {setting} does not use TLS "
+                       f"(use SSL or SASL_SSL)")
+                raise ValueError(msg)
+        if self.kafka_key_file is not None and self.kafka_cert_file is None:
+            msg = (f"{_variable('kafka_key_file')} needs {_variable('kafka_cert_file')} "
+                   f"(the client certificate it belongs to)")
+            raise ValueError(msg)
+        return self
+
+    @model_validator(mode="after")
+    def _check_web_tls(self) -> Settings:
+        if (self.web_cert_file is None) != (self.web_key_file is None):
+            msg = (f"set both {_variable('web_cert_file')} and {_variable('web_key_file')} "
+                   f"to serve HTTPS, or neither")
+            raise ValueError(msg)
+        if self.web_ca_file is not None and self.web_cert_file is None:
+            msg = (f"{_variable('web_ca_file')} set, but the web server has no TLS "
+                   f"({_variable('web_cert_file')}, {_variable('web_key_file')})")
+            raise ValueError(msg)
+        return self
 
     @field_validator("broker")
     @classmethod
@@ -253,7 +484,7 @@ class Settings(BaseSettings):
         "flush_interval",
         "session_timeout",
         "fetch_max_wait",
-        "broker_wait",
+        "kafka_connect_timeout",
     )
     @classmethod
     def _check_positive_duration(cls, value: str) -> str:
@@ -347,11 +578,6 @@ class Settings(BaseSettings):
         return parse_duration(self.max_event_ahead)
 
     @property
-    def broker_wait_ms(self) -> int:
-        """How long commands retry a broker that does not answer, in ms."""
-        return parse_duration(self.broker_wait)
-
-    @property
     def idle_timeout_ms(self) -> int:
         """Quiet time (wall clock) after which a partition's watermark follows the clock."""
         return parse_duration(self.idle_timeout)
@@ -360,6 +586,16 @@ class Settings(BaseSettings):
     def retention_ms(self) -> int:
         """How long (event time) closed windows stay in the tables, in ms."""
         return parse_duration(self.retention)
+
+    @property
+    def kafka_connect_timeout_ms(self) -> int:
+        """How long a command tries to reach the brokers at start, in ms."""
+        return parse_duration(self.kafka_connect_timeout)
+
+    @property
+    def web_scheme(self) -> str:
+        """``https`` when the web server has a certificate, else ``http``."""
+        return "http" if self.web_cert_file is None else "https"
 
     @property
     def fetch_max_wait_ms(self) -> int:
@@ -408,8 +644,18 @@ def _describe(exc: ValidationError) -> str:
         field = str(error["loc"][0])
         if error["type"] != "value_error":
             message = f"expected {_EXPECTED.get(field, 'a valid value')}"
-        lines.append(f"{ENV_PREFIX}{field.upper()}={error['input']!r}: {message}")
+        if field in SECRET_SETTINGS:
+            # Never echo a secret, not even a wrong one (it may be the right one mistyped).
+            lines.append(f"{_variable(field)}: {message}")
+            continue
+        lines.append(f"{_variable(field)}={_shown(error['input'])}: {message}")
     return "; ".join(lines)
+
+
+def _shown(value: Any) -> str:
+    """A bad value as an error shows it: its repr, cut to a bounded length."""
+    text = repr(value.get_secret_value() if isinstance(value, SecretStr) else value)
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "…"
 
 
 def window_config(settings: Settings) -> WindowConfig:

@@ -19,6 +19,7 @@ from faust.types import TP
 
 from .exceptions import RecoveryError
 from .kafka.admin import true_end_offsets
+from .kafka.security import KafkaConnection
 
 __all__ = ["Behind", "StateGuard"]
 
@@ -35,10 +36,11 @@ class StateGuard:
     ``fail`` stops the worker with the error.
     """
 
-    def __init__(self, *, bootstrap: str, source: str, required: Callable[[], Collection[str]],
+    def __init__(self, *, kafka: KafkaConnection, source: str,
+                 required: Callable[[], Collection[str]],
                  tables: Any, applied: Callable[[], Mapping[int, int]],
                  fail: Callable[[RecoveryError], None], datadir: Path) -> None:
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.source = source
         self.required = required
         self.tables = tables
@@ -97,7 +99,7 @@ class StateGuard:
         missing = sorted(set(self.required()) - topics)
         if missing:
             self.fail(RecoveryError(
-                f"the broker at {self.bootstrap} came back without topics this worker depends "
+                f"the broker at {self.kafka} came back without topics this worker depends "
                 f"on: {', '.join(missing)}. {self._what_to_do()}"))
             return
         behind: list[Behind] = []
@@ -113,7 +115,7 @@ class StateGuard:
                     wanted[TopicPartition(tp.topic, tp.partition)] = persisted
         if not wanted:
             return
-        ends = await true_end_offsets(self.bootstrap, wanted)
+        ends = await true_end_offsets(self.kafka, wanted)
         for tp, reached in sorted(wanted.items()):
             end = ends.get(tp, 0)
             if reached >= end:
@@ -129,7 +131,7 @@ class StateGuard:
             f"reached offset {reached}" for topic, partition, end, reached in behind[:3])
         more = f" (and {len(behind) - 3} more partitions)" if len(behind) > 3 else ""
         return RecoveryError(
-            f"the broker at {self.bootstrap} has lost data this worker's state depends on: "
+            f"the broker at {self.kafka} has lost data this worker's state depends on: "
             f"{shown}{more}. {self._what_to_do()}")
 
     def _what_to_do(self) -> str:

@@ -10,8 +10,10 @@ from typing import Any
 import faust
 from faust.types import TransportT
 
-from app.kafka.admin import ensure_topics, parse_broker_url
+from app.kafka.admin import ensure_topics
+from app.kafka.connect import wait_for_brokers
 from app.kafka.monitor import BrokerMonitor
+from app.kafka.security import KafkaConnection, kafka_connection
 from app.kafka.transport import BatchingConsumer, BatchingTransport
 from app.records.speedups import COMPILED
 
@@ -20,6 +22,7 @@ from .gctuning import tune_gc
 from .settings import ENV_PREFIX, Settings
 from .skipped import SkippedRecords
 from .state_guard import StateGuard
+from .tls import peer_client_class, web_client_context, web_server_context
 from .topics import TopicNames
 from .types import PipelineT
 from .worker import TxWorker
@@ -49,6 +52,8 @@ class TxApp(faust.App):
     """``faust.App`` with the batch seam transport and topic creation at start."""
 
     settings: Settings
+    #: The brokers and how to reach them, for every Kafka client txstream creates itself.
+    kafka: KafkaConnection
     topic_names: TopicNames
     state_tables: dict[str, Any]
     #: Records of topics read back (outputs, changelogs) that were not ours, per topic.
@@ -71,7 +76,7 @@ class TxApp(faust.App):
         # Plugged in before the consumer can fetch, so no record ever takes Faust's
         # per-event path.
         consumer.set_batch_handler([self.topic_names.transactions],
-                                   self.pipeline.on_batch, self.bootstrap)
+                                   self.pipeline.on_batch, self.kafka)
         consumer.set_changelog_guard(self.guard.check_changelog_ends)
         return consumer
 
@@ -81,7 +86,10 @@ class TxApp(faust.App):
             # Faust does not create source topics and the embedded broker would auto-create
             # them with the wrong partition count (BROKER.md fact 5): create them first.
             if not self.client_only:
-                await ensure_topics(self.bootstrap, dict.fromkeys(
+                # Bounded (TXSTREAM_KAFKA_CONNECT_TIMEOUT) and with the reason when it
+                # fails: aiokafka's own clients would retry some failures without end.
+                await wait_for_brokers(self.kafka)
+                await ensure_topics(self.kafka, dict.fromkeys(
                     self.topic_names.all(), self.settings.partitions))
         except TxstreamError as exc:
             self.fail(exc)
@@ -137,18 +145,25 @@ class TxApp(faust.App):
                 logger.exception("could not flush state at shutdown")
         await super().on_stop()
 
-    @property
-    def bootstrap(self) -> str:
-        """The aiokafka bootstrap string of the configured broker."""
-        return parse_broker_url(self.settings.broker)
-
 
 def build_app(settings: Settings) -> TxApp:
     """The configured app and its tables; the composition root plugs in the rest."""
     session_timeout = settings.session_timeout_ms / 1000
+    kafka = kafka_connection(settings)
+    web_tls = web_server_context(settings)
+    peer_tls = web_client_context(settings)
+    web: dict[str, Any] = {}
+    if web_tls is not None and peer_tls is not None:
+        # HTTPS: the server's context, the URL other workers are told to use, and a
+        # client that verifies them (requests routed between workers, view fan-out).
+        web = {"web_ssl_context": web_tls, "HttpClient": peer_client_class(peer_tls),
+               "canonical_url": f"https://{settings.web_host}:{settings.web_port}"}
     app = TxApp(
         faust_app_id(settings),
         broker=settings.broker,
+        # Faust's own consumer and producer connect with the same TLS/SASL as ours.
+        broker_credentials=kafka.faust_credentials(),
+        Worker=TxWorker,
         store="rocksdb://",
         # Faust's own layout is {datadir}/v1/tables/... whatever the app id: one directory
         # per app id and state version keeps a replayed version off the current one's files.
@@ -170,12 +185,13 @@ def build_app(settings: Settings) -> TxApp:
         stream_wait_empty=False,
         logging_config=None,
         autodiscover=False,
-        Worker=TxWorker,
+        **web,
     )
     app.settings = settings
+    app.kafka = kafka
     app.topic_names = TopicNames(settings.topic_prefix)
     app.skipped_records = SkippedRecords()
-    app.broker_monitor = BrokerMonitor(app.bootstrap, on_return=app._broker_returned)
+    app.broker_monitor = BrokerMonitor(kafka, on_return=app._broker_returned)
     app.state_tables = {
         kind: app.Table(kind, partitions=settings.partitions, key_type=bytes, value_type=bytes,
                         help=f"{kind} state: one record per customer, plus ~partition",
@@ -183,7 +199,7 @@ def build_app(settings: Settings) -> TxApp:
         for kind in settings.window_kind_list
     }
     app.guard = StateGuard(
-        bootstrap=app.bootstrap, source=app.topic_names.transactions,
+        kafka=kafka, source=app.topic_names.transactions,
         required=lambda: [*app.topic_names.all(), *app.tables.changelog_topics],
         tables=app.tables, applied=app._applied_offsets, fail=app.fail,
         datadir=Path(app.conf.datadir))

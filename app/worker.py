@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 
 import faust
 
+from .exceptions import TxstreamError
 from .logs import install_repeat_filter
 
 __all__ = ["FATAL_EXIT", "TxWorker"]
@@ -25,6 +26,18 @@ class TxWorker(faust.Worker):
     operator's problem to fix, not a bug: the worker stops as it does on SIGTERM, then
     prints what happened and what to do on stderr, without a stack trace, and exits 1.
     """
+
+    async def start(self) -> None:
+        # A TxstreamError raised while the services start (a broker that cannot be reached,
+        # a TLS file that does not load) ends the same way as a fatal error recorded later:
+        # mode's worker would log it with a stack trace.
+        try:
+            await super().start()
+        except TxstreamError as exc:
+            fail = getattr(self.app, "fail", None)
+            if fail is None:
+                raise
+            fail(exc)
 
     def execute_from_commandline(self) -> NoReturn:
         try:

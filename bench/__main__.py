@@ -20,8 +20,9 @@ from typing import Any
 
 import orjson
 
-from app.kafka.admin import parse_broker_url
 from app.kafka.broker import EmbeddedBroker
+from app.kafka.security import kafka_connection
+from app.settings import Settings
 from app.topics import TopicNames
 
 from .latency import run_latency
@@ -115,7 +116,8 @@ async def main_async(args: argparse.Namespace) -> int:
             broker_url = broker.url
             sampler = Sampler(broker.pid)
             sampler.start()
-        bootstrap = parse_broker_url(broker_url)
+        # The TXSTREAM_KAFKA_* settings apply to the benchmark's clients as to txstream's.
+        kafka = kafka_connection(Settings.load(broker=broker_url))
         say(f"broker {broker_url} ({'embedded Tansu' if broker else 'external'}); "
             f"work dir {workdir}")
         spec = LoadSpec(events=args.events, customers=args.customers)
@@ -123,8 +125,8 @@ async def main_async(args: argparse.Namespace) -> int:
         records = make_records(spec)
         say(f"generated {len(records):,} transactions in {time.perf_counter() - started:.1f} s")
         topics = TopicNames(f"bench{stamp.lower()}-")
-        load = await load_topic(bootstrap, topics.transactions, records, args.partitions, say)
-        ctx = Context(bootstrap=bootstrap, broker_url=broker_url, embedded=broker is not None,
+        load = await load_topic(kafka, topics.transactions, records, args.partitions, say)
+        ctx = Context(kafka=kafka, broker_url=broker_url, embedded=broker is not None,
                       topics=topics, partitions=args.partitions, events=args.events,
                       workdir=workdir, results_dir=RESULTS, stamp=f"bench{stamp.lower()}",
                       sample_customers=sample_customers(records), broker_sampler=sampler,

@@ -1,6 +1,6 @@
 """The ceiling: a plain aiokafka ``getmany`` loop, orjson decode, a dict sum per customer.
 
-``python -m bench.ceiling --bootstrap H:P --topic T --partitions P --events N`` reads the
+``python -m bench.ceiling --broker kafka://H:P --topic T --partitions P --events N`` reads the
 topic from the beginning without a consumer group (nothing committed, no state, no
 outputs) with the same fetch sizes as the txstream worker, and prints one JSON line with
 its own timings. It is the most a Python process can do with these records here.
@@ -17,17 +17,21 @@ from collections import defaultdict
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from app.kafka.security import KafkaConnection, kafka_connection
+from app.settings import Settings
+
 from .procs import peak_rss_kb
 
 __all__ = ["main"]
 
 
-async def run(bootstrap: str, topic: str, partitions: int, events: int) -> dict[str, object]:
+async def run(kafka: KafkaConnection, topic: str, partitions: int,
+              events: int) -> dict[str, object]:
     """Consume ``events`` records and sum their amounts per customer; return timings."""
     started = time.time()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest",
-                                max_partition_fetch_bytes=8 << 20, fetch_max_bytes=8 << 20)
+    consumer = AIOKafkaConsumer(**kafka.client_kwargs(
+        group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 << 20, fetch_max_bytes=8 << 20))
     await consumer.start()
     sums: defaultdict[int, float] = defaultdict(float)
     n = 0
@@ -70,12 +74,14 @@ async def run(bootstrap: str, topic: str, partitions: int, events: int) -> dict[
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments, run, print ``BENCH-RESULT {json}``."""
     parser = argparse.ArgumentParser(prog="python -m bench.ceiling")
-    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--broker", required=True,
+                        help="kafka://host:port (TXSTREAM_KAFKA_* apply)")
     parser.add_argument("--topic", required=True)
     parser.add_argument("--partitions", type=int, required=True)
     parser.add_argument("--events", type=int, required=True)
     args = parser.parse_args(argv)
-    result = asyncio.run(run(args.bootstrap, args.topic, args.partitions, args.events))
+    kafka = kafka_connection(Settings.load(broker=args.broker))
+    result = asyncio.run(run(kafka, args.topic, args.partitions, args.events))
     sys.stdout.write("BENCH-RESULT " + orjson.dumps(result).decode() + "\n")
     sys.stdout.flush()
 

@@ -66,13 +66,13 @@ async def run_latency(ctx: Context, run: int, *, rate: float = 2000.0, seconds: 
     """Start a worker on its own topics, drive it at ``rate``/s, return latency percentiles."""
     name = f"latency-r{run}"
     topics = TopicNames(f"{ctx.topics.prefix}lat{run}-")
-    await ensure_topics(ctx.bootstrap, dict.fromkeys(topics.all(), ctx.partitions))
+    await ensure_topics(ctx.kafka, dict.fromkeys(topics.all(), ctx.partitions))
     app_id = f"{ctx.stamp}-{name}"
     datadir = ctx.workdir / f"{name}-data"
     port = free_port()
     process = start_worker(ctx, name, worker_env(ctx, app_id, port, datadir, topics=topics))
-    producer = AIOKafkaProducer(bootstrap_servers=ctx.bootstrap, linger_ms=1, acks="all")
-    consumer = AIOKafkaConsumer(bootstrap_servers=ctx.bootstrap, group_id=None,
+    producer = AIOKafkaProducer(**ctx.kafka.client_kwargs(linger_ms=1, acks="all"))
+    consumer = AIOKafkaConsumer(**ctx.kafka.client_kwargs(), group_id=None,
                                 enable_auto_commit=False, fetch_max_wait_ms=20)
     try:
         process.wait_for_log(r"Worker ready", ctx.timeout)

@@ -11,6 +11,7 @@ from aiokafka import TopicPartition
 
 from app.commands.generator import GeneratorConfig, generate
 from app.kafka.admin import ensure_topics, true_end_offsets
+from app.kafka.security import KafkaConnection
 from app.records.transaction import encode_transaction, transaction_key
 
 __all__ = ["LoadSpec", "load_topic", "make_records"]
@@ -56,11 +57,11 @@ def make_records(spec: LoadSpec) -> list[Record]:
             for tx in generate(spec.config())]
 
 
-def _send_confluent(bootstrap: str, topic: str, records: list[Record]) -> None:
+def _send_confluent(kafka: KafkaConnection, topic: str, records: list[Record]) -> None:
     from confluent_kafka import Producer
 
     producer = Producer({
-        "bootstrap.servers": bootstrap,
+        **kafka.librdkafka_config(),
         # aiokafka's (and so Faust's) default partitioner: murmur2 of the key. librdkafka's
         # default (crc32) would put customers on other partitions than Faust routes to.
         "partitioner": "murmur2_random",
@@ -89,11 +90,11 @@ def _send_confluent(bootstrap: str, topic: str, records: list[Record]) -> None:
         raise RuntimeError(message)
 
 
-async def _send_aiokafka(bootstrap: str, topic: str, records: list[Record]) -> None:
+async def _send_aiokafka(kafka: KafkaConnection, topic: str, records: list[Record]) -> None:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=50,
-                                max_batch_size=1 << 20, acks="all")
+    producer = AIOKafkaProducer(**kafka.client_kwargs(linger_ms=50, max_batch_size=1 << 20,
+                                                      acks="all"))
     await producer.start()
     try:
         pending: list[asyncio.Future[object]] = []
@@ -116,23 +117,23 @@ def _have_confluent() -> bool:
     return True
 
 
-async def load_topic(bootstrap: str, topic: str, records: list[Record], partitions: int,
+async def load_topic(kafka: KafkaConnection, topic: str, records: list[Record], partitions: int,
                      say: Callable[[str], None] = print) -> dict[str, object]:
     """Create ``topic`` (explicit retention, BROKER.md fact 8) and send ``records`` to it.
 
     Returns what happened: the client used, the load rate and the per-partition counts
     (read back as the true end offsets, so a short load is caught here, not in a result).
     """
-    await ensure_topics(bootstrap, {topic: partitions})
+    await ensure_topics(kafka, {topic: partitions})
     client = "confluent-kafka" if _have_confluent() else "aiokafka"
     started = time.perf_counter()
     if client == "confluent-kafka":
         # librdkafka has its own threads; run the blocking produce loop off the event loop.
-        await asyncio.to_thread(_send_confluent, bootstrap, topic, records)
+        await asyncio.to_thread(_send_confluent, kafka, topic, records)
     else:
-        await _send_aiokafka(bootstrap, topic, records)
+        await _send_aiokafka(kafka, topic, records)
     seconds = time.perf_counter() - started
-    ends = await true_end_offsets(bootstrap, [TopicPartition(topic, p)
+    ends = await true_end_offsets(kafka, [TopicPartition(topic, p)
                                               for p in range(partitions)])
     total = sum(ends.values())
     if total != len(records):

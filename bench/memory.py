@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from app.kafka.broker import EmbeddedBroker
+from app.kafka.security import KafkaConnection
 from app.topics import TopicNames
 
 from .load import LoadSpec, load_topic, make_records
@@ -45,9 +46,10 @@ async def measure(events: int, customers: int, multiples: list[int],
             records = make_records(spec)
             stamp = f"mem{int(time.time())}x{multiple}"
             topics = TopicNames(f"{stamp}-")
-            await load_topic(broker.bootstrap, topics.transactions, records, 4, print)
+            kafka = KafkaConnection.plain(broker.url)
+            await load_topic(kafka, topics.transactions, records, 4, print)
             del records
-            ctx = Context(bootstrap=broker.bootstrap, broker_url=broker.url, embedded=True,
+            ctx = Context(kafka=kafka, broker_url=broker.url, embedded=True,
                           topics=topics, partitions=4, events=spec.events, workdir=workdir,
                           results_dir=RESULTS, stamp=stamp, sample_customers=[],
                           timeout=max(300.0, spec.events / 500))

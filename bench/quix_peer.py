@@ -1,6 +1,6 @@
 """The peer: Quix Streams doing a per-customer windowed sum (run as its own process).
 
-``python -m bench.quix_peer --bootstrap H:P --topic T --events N --kind tumbling|hopping
+``python -m bench.quix_peer --broker kafka://H:P --topic T --events N --kind tumbling|hopping
 --group G --state-dir D --output O`` reads ``T`` from the beginning, sums ``amount`` per
 customer (the record key) in event-time windows (the value's ``event_time``, via a
 timestamp extractor), RocksDB state with a changelog, and sends each closed window's
@@ -46,7 +46,8 @@ def late_quietly(*_args: Any) -> bool:
 def main(argv: list[str] | None = None) -> None:
     """Run the peer until ``--events`` records are processed; print its timings as JSON."""
     parser = argparse.ArgumentParser(prog="python -m bench.quix_peer")
-    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--broker", required=True,
+                        help="kafka://host:port (TXSTREAM_KAFKA_* apply)")
     parser.add_argument("--topic", required=True)
     parser.add_argument("--output", required=True)
     parser.add_argument("--events", type=int, required=True)
@@ -57,6 +58,10 @@ def main(argv: list[str] | None = None) -> None:
 
     from quixstreams import Application
     from quixstreams.dataframe.windows import Sum
+    from quixstreams.kafka.configuration import ConnectionConfig
+
+    from app.kafka.security import kafka_connection
+    from app.settings import Settings
 
     started_wall = time.time()
     progress: dict[str, Any] = {"n": 0, "t0": None, "cpu0": None, "t1": None, "cpu1": None}
@@ -75,7 +80,8 @@ def main(argv: list[str] | None = None) -> None:
             app.stop()
 
     app = Application(
-        broker_address=args.bootstrap,
+        broker_address=ConnectionConfig.from_librdkafka_dict(
+            kafka_connection(Settings.load(broker=args.broker)).librdkafka_config()),
         consumer_group=args.group,
         auto_offset_reset="earliest",
         state_dir=args.state_dir,

@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from app.kafka.admin import ensure_topics, true_end_offsets
+from app.kafka.security import KafkaConnection
 from app.process import ManagedProcess, free_port
 from app.topics import TopicNames
 
@@ -43,7 +44,7 @@ TXSTREAM_KINDS = ("tumbling", "hopping", "sliding", "session")
 class Context:
     """What every target needs: the broker, the topic, the data set, where to write."""
 
-    bootstrap: str
+    kafka: KafkaConnection
     broker_url: str
     embedded: bool
     topics: TopicNames
@@ -184,7 +185,7 @@ async def committed_total(admin: AIOKafkaAdminClient, group: str,
 
 async def wait_committed(ctx: Context, group: str, timeout: float = 60.0) -> float | None:
     """Wall time at which ``group`` has committed every input record (None: timed out)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=ctx.bootstrap)
+    admin = AIOKafkaAdminClient(**ctx.kafka.client_kwargs())
     await admin.start()
     try:
         deadline = time.monotonic() + timeout
@@ -363,14 +364,14 @@ async def count_outputs(ctx: Context, topics: TopicNames) -> dict[str, int]:
              "sessions": topics.sessions, "late-transactions": topics.late,
              "transactions-dlq": topics.dead_letters}
     tps = [TopicPartition(t, p) for t in names.values() for p in range(ctx.partitions)]
-    ends = await true_end_offsets(ctx.bootstrap, tps, timeout=60)
+    ends = await true_end_offsets(ctx.kafka, tps, timeout=60)
     return {label: sum(n for tp, n in ends.items() if tp.topic == topic)
             for label, topic in names.items()}
 
 
-async def topic_bytes(bootstrap: str, ends: dict[TopicPartition, int]) -> dict[str, int]:
+async def topic_bytes(kafka: KafkaConnection, ends: dict[TopicPartition, int]) -> dict[str, int]:
     """Total value bytes per topic, reading each partition up to ``ends``."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+    consumer = AIOKafkaConsumer(**kafka.client_kwargs(), group_id=None,
                                 enable_auto_commit=False, max_partition_fetch_bytes=8 << 20)
     await consumer.start()
     try:
@@ -418,10 +419,10 @@ async def measure_recovery(ctx: Context, session: aiohttp.ClientSession,
     before = await _customer_views(session, base, ctx.sample_customers)
     changelogs = [f"{group}-{kind}-changelog" for kind in TXSTREAM_KINDS]
     tps = [TopicPartition(t, p) for t in changelogs for p in range(ctx.partitions)]
-    ends = await true_end_offsets(ctx.bootstrap, tps, timeout=60)
+    ends = await true_end_offsets(ctx.kafka, tps, timeout=60)
     records = sum(ends.values())
     per_table = {t: sum(n for tp, n in ends.items() if tp.topic == t) for t in changelogs}
-    sizes = await topic_bytes(ctx.bootstrap, ends)
+    sizes = await topic_bytes(ctx.kafka, ends)
     process.terminate(timeout=15)
     shutil.rmtree(datadir, ignore_errors=True)
 
@@ -551,7 +552,7 @@ async def _run_self_timed(ctx: Context, target: str, run: int, argv: list[str],
 
 async def run_ceiling(ctx: Context, run: int) -> Measurement:
     """The plain aiokafka consumer loop."""
-    argv = [sys.executable, "-m", "bench.ceiling", "--bootstrap", ctx.bootstrap,
+    argv = [sys.executable, "-m", "bench.ceiling", "--broker", ctx.broker_url,
             "--topic", ctx.topics.transactions, "--partitions", str(ctx.partitions),
             "--events", str(ctx.events)]
     return await _run_self_timed(ctx, "ceiling", run, argv, None)
@@ -563,9 +564,9 @@ async def run_quix(ctx: Context, kind: str, run: int) -> Measurement:
     group = f"{ctx.stamp}-{target}-r{run}"
     output = f"{ctx.topics.prefix}{group}-results"
     # Explicit retention on every topic Quix reads or derives configs from (fact 8).
-    await ensure_topics(ctx.bootstrap, {output: ctx.partitions})
+    await ensure_topics(ctx.kafka, {output: ctx.partitions})
     state_dir = ctx.workdir / f"{target}-r{run}-state"
-    argv = [sys.executable, "-m", "bench.quix_peer", "--bootstrap", ctx.bootstrap,
+    argv = [sys.executable, "-m", "bench.quix_peer", "--broker", ctx.broker_url,
             "--topic", ctx.topics.transactions, "--output", output,
             "--events", str(ctx.events), "--kind", kind, "--group", group,
             "--state-dir", str(state_dir)]

@@ -9,11 +9,12 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings
 
-from app.kafka.admin import parse_broker_url
 from app.kafka.broker import EmbeddedBroker
+from app.kafka.security import KafkaConnection, kafka_connection, parse_broker_url
+from app.settings import Settings
 from app.testing import free_port as _free_port
 
-__all__: list[str] = []
+__all__ = ["connection_to"]
 
 # Property tests check results, not speed: no per-example deadline, which a loaded CI
 # machine (the suite runs brokers and workers beside them) would turn into flaky failures.
@@ -42,10 +43,16 @@ def broker_url() -> Iterator[str]:
         broker.stop()
 
 
+def connection_to(broker_url: str) -> KafkaConnection:
+    """How the test's clients reach ``broker_url``: with the TXSTREAM_KAFKA_* settings of
+    the environment (an external broker may need TLS or SASL), PLAINTEXT by default."""
+    return kafka_connection(Settings.load(broker=broker_url))
+
+
 @pytest.fixture
-def bootstrap(broker_url: str) -> str:
-    """The session broker as an aiokafka bootstrap string (host:port[,host:port])."""
-    return parse_broker_url(broker_url)
+def kafka(broker_url: str) -> KafkaConnection:
+    """The session broker as the Kafka clients' connection."""
+    return connection_to(broker_url)
 
 
 @pytest.fixture

@@ -28,40 +28,31 @@ def register(app: TxApp) -> None:
     async def alerts(self: Any) -> None:
         """Print alerts as they arrive (one JSON object per line)."""
         install_repeat_filter()
-        await exit_with("alerts", _follow(app))
+        await exit_with("alerts", _follow(app), app.kafka)
 
 
 async def _follow(app: TxApp) -> int:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from app.kafka.admin import ensure_topics, true_end_offsets
+    from app.kafka.connect import outage_error, start_client
     from app.kafka.monitor import BrokerMonitor
-    from app.kafka.waiting import unreachable, until_reachable
 
+    kafka = app.kafka
     topic = app.topic_names.alerts
-    bootstrap = app.bootstrap
-    wait_s = app.settings.broker_wait_ms / 1000
-
-    async def connect() -> AIOKafkaConsumer:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-        try:
-            await consumer.start()
-        except BaseException:
-            await consumer.stop()
-            raise
-        return consumer
-
-    consumer = await until_reachable(bootstrap, wait_s, connect)
-    monitor = BrokerMonitor(bootstrap)
+    await ensure_topics(kafka, {topic: app.settings.partitions})
+    consumer = await start_client(
+        lambda: AIOKafkaConsumer(**kafka.client_kwargs(group_id=None)), kafka)
+    # aiokafka's consumer retries a lost broker for ever: this says when to give up.
+    monitor = BrokerMonitor(kafka)
     watching = asyncio.create_task(monitor.run())
     try:
-        await ensure_topics(bootstrap, {topic: app.settings.partitions})
         # Start exactly at the end of every partition (seek-to-end can land inside the
         # last batch on the embedded broker and print old alerts).
         tps = [TopicPartition(topic, p) for p in sorted(
             consumer.partitions_for_topic(topic) or range(app.settings.partitions))]
         consumer.assign(tps)
-        for tp, end in (await true_end_offsets(bootstrap, tps)).items():
+        for tp, end in (await true_end_offsets(kafka, tps)).items():
             consumer.seek(tp, end)
         print(f"listening for alerts on {topic} (Ctrl-C stops)", file=sys.stderr, flush=True)
         # Ids of the alerts printed lately: a repeat comes soon after its first delivery,
@@ -71,8 +62,8 @@ async def _follow(app: TxApp) -> int:
         while True:
             batches = await consumer.getmany(timeout_ms=500)
             down = monitor.snapshot()
-            if down["reachable"] is False and (down["for_seconds"] or 0) > wait_s:
-                raise unreachable(bootstrap, wait_s, monitor.last_error)
+            if down["reachable"] is False and (down["for_seconds"] or 0) > kafka.connect_timeout:
+                raise outage_error(kafka, monitor.last_error)
             for records in batches.values():
                 for record in records:
                     try:

@@ -1,4 +1,9 @@
-"""The one-command demo: embedded broker, a worker and the generator, stopped together."""
+"""The one-command demo: embedded broker, a worker and the generator, stopped together.
+
+With ``--tls`` every Kafka connection is mutual TLS: a throwaway CA and certificates are
+made in the demo's directory, a TLS-terminating proxy stands in front of the broker (the
+embedded broker cannot serve TLS itself), and the broker advertises only the proxy.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ from faust.cli import option
 
 from app.exceptions import BrokerError
 from app.kafka.broker import EmbeddedBroker
+from app.kafka.tls_certs import TlsFiles, make_tls_files
+from app.kafka.tls_proxy import TlsProxy, server_tls_context
 from app.process import ManagedProcess, free_port
 from app.settings import Settings
 from app.txapp import TxApp
@@ -45,8 +52,27 @@ def _answers(url: str) -> bool:
         return False
 
 
+#: The embedded broker knows no users: whatever the shell sets for SASL does not apply.
+_NO_SASL = {f"TXSTREAM_KAFKA_{name}": "" for name in (
+    "SASL_MECHANISM", "USERNAME", "PASSWORD", "PASSWORD_FILE")}
+_PLAINTEXT = {**_NO_SASL, "TXSTREAM_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+              **{f"TXSTREAM_KAFKA_{name}_FILE": "" for name in ("CA", "CERT", "KEY")}}
+
+
+def _tls_settings(workdir: Path) -> tuple[dict[str, str], TlsFiles]:
+    """Throwaway certificates and the TXSTREAM_KAFKA_* settings of a mutual-TLS client."""
+    files = make_tls_files(workdir / "tls", ca_name="txstream demo CA")
+    return {
+        **_NO_SASL,
+        "TXSTREAM_KAFKA_SECURITY_PROTOCOL": "SSL",
+        "TXSTREAM_KAFKA_CA_FILE": str(files.ca),
+        "TXSTREAM_KAFKA_CERT_FILE": str(files.client.cert),
+        "TXSTREAM_KAFKA_KEY_FILE": str(files.client.key),
+    }, files
+
+
 async def run_demo(settings: Settings, *, rate: float, customers: int,
-                   say: Callable[[str], None]) -> int:
+                   say: Callable[[str], None], tls: bool = False) -> int:
     """Run everything until Ctrl-C or SIGTERM, then stop it all and delete the demo state.
 
     Returns 0 after Ctrl-C or SIGTERM, 1 when the broker, the worker or the generator
@@ -55,7 +81,14 @@ async def run_demo(settings: Settings, *, rate: float, customers: int,
     workdir = Path(tempfile.mkdtemp(prefix="txstream-demo-"))
     host = settings.web_host
     port = settings.web_port if _port_free(host, settings.web_port) else free_port()
-    broker = EmbeddedBroker(log_path=workdir / "broker.log")
+    proxy: TlsProxy | None = None
+    security = dict(_PLAINTEXT)
+    if tls:
+        security, files = _tls_settings(workdir)
+        proxy_port = free_port()
+        broker = EmbeddedBroker(log_path=workdir / "broker.log", advertised_port=proxy_port)
+    else:
+        broker = EmbeddedBroker(log_path=workdir / "broker.log")
     processes: list[ManagedProcess] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -63,8 +96,20 @@ async def run_demo(settings: Settings, *, rate: float, customers: int,
         loop.add_signal_handler(sig, stop.set)
     try:
         broker.start()
-        say(f"embedded broker: {broker.url}")
+        if tls:
+            proxy = TlsProxy(broker.port, server_tls_context(
+                files.server.cert, files.server.key, client_ca=files.ca), port=proxy_port)
+            await proxy.start()
+            say(f"embedded broker: {broker.url}, only through a TLS proxy that requires a "
+                f"client certificate (the broker advertises nothing else)")
+            say("Kafka security (every client: worker, generator, views):")
+            for name, value in security.items():
+                if value:
+                    say(f"  {name}={value}")
+        else:
+            say(f"embedded broker: {broker.url}")
         env = {
+            **security,
             "TXSTREAM_BROKER": broker.url,
             "TXSTREAM_EMBEDDED_BROKER": "true",
             "TXSTREAM_SESSION_TIMEOUT": "4s",
@@ -78,7 +123,8 @@ async def run_demo(settings: Settings, *, rate: float, customers: int,
         processes.append(worker)
         base = f"http://{host}:{port}"
         say(f"worker starting (log: {worker.log_path})")
-        while not _answers(f"{base}/stats/"):
+        # /readyz: never behind a web token, and 200 once the worker consumes.
+        while not _answers(f"{base}/readyz"):
             if not worker.running:
                 raise BrokerError(f"the worker exited; its log ends:\n{worker.log_tail(3000)}")
             if not broker.running:
@@ -115,6 +161,8 @@ async def run_demo(settings: Settings, *, rate: float, customers: int,
         say("stopping generator, worker and broker...")
         for process in reversed(processes):
             process.terminate(timeout=15)
+        if proxy is not None:
+            await proxy.stop()
         broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
         say("stopped")
@@ -132,8 +180,10 @@ def register(app: TxApp) -> None:
         option("--rate", type=float, default=50.0, show_default=True,
                help="Generator events per second."),
         option("--customers", type=int, default=200, show_default=True),
+        option("--tls", is_flag=True, default=False,
+               help="Every Kafka connection over mutual TLS (throwaway CA and certificates)."),
     )
-    async def demo(self: Any, rate: float, customers: int) -> None:
+    async def demo(self: Any, rate: float, customers: int, tls: bool) -> None:
         """Embedded broker + a worker + the generator; prints the dashboard URL."""
         await exit_with("demo", run_demo(app.settings, rate=rate, customers=customers,
-                                         say=self.say))
+                                         say=self.say, tls=tls))

@@ -14,7 +14,7 @@ from app.exceptions import InvalidRecord
 from app.logs import install_repeat_filter
 from app.txapp import TxApp
 
-from .usage import UsageError, exit_with
+from .usage import exit_with, fail
 
 __all__ = ["register"]
 
@@ -41,6 +41,53 @@ def _existing_file() -> Any:
 def register(app: TxApp) -> None:
     """Define the ``produce`` command on the app's CLI."""
 
+    async def _produce(self: Any, rate: float, count: int | None, customers: int, seed: int,
+                       max_delay: str, tunnel_every: int, tunnel_size: int,
+                       file_: str | None) -> int:
+        # Wrapped so that a broker that cannot be reached ends the command in one line.
+        from app.durations import parse_duration
+        from app.kafka.produce import send_records
+        from app.records.transaction import encode_transaction, transaction_key
+
+        from .generator import GeneratorConfig, generate, read_transactions_file
+
+        topic = app.topic_names.transactions
+        if file_ is not None:
+            path = Path(file_)
+            try:
+                records = [(key, value, _event_time_of(value))
+                           for key, value in read_transactions_file(path)]
+            except (OSError, ValueError) as exc:
+                fail("produce", str(exc), 2)
+            total = len(records)
+
+            def progress(done: int) -> None:
+                print(f"\r{done:,}/{total:,} records sent ({done * 100 // max(total, 1)}%)",
+                      end="", file=sys.stderr, flush=True)
+
+            n = await send_records(app.kafka, topic, records,
+                                   on_progress=progress if total >= 10_000 else None)
+            if total >= 10_000:
+                print(file=sys.stderr)
+            self.say(f"sent {n} records from {path} to {topic}")
+            return 0
+        try:
+            delay_ms = parse_duration(max_delay)
+            config = GeneratorConfig(start_ms=int(time.time() * 1000),
+                                     events_per_second=rate if rate > 0 else 1000.0,
+                                     count=count, customers=customers, seed=seed,
+                                     max_delay_ms=delay_ms, tunnel_every=tunnel_every,
+                                     tunnel_size=tunnel_size)
+        except ValueError as exc:
+            fail("produce", str(exc), 2)
+        generated = ((transaction_key(tx), encode_transaction(tx), tx.event_time_ms)
+                     for tx in generate(config))
+        self.say(f"producing to {topic} at {app.settings.broker} "
+                 f"({'as fast as possible' if rate <= 0 else f'{rate:g}/s'}); Ctrl-C stops")
+        n = await send_records(app.kafka, topic, generated, rate=rate if rate > 0 else None)
+        self.say(f"sent {n} transactions")
+        return 0
+
     @app.command(
         option("--rate", type=float, default=50.0, show_default=True,
                help="Events per second (0 = as fast as possible)."),
@@ -60,58 +107,5 @@ def register(app: TxApp) -> None:
                       file_: str | None) -> None:
         """Send transactions: the generator, or --file F (JSONL or CSV)."""
         install_repeat_filter()
-        await exit_with("produce", _produce(app, self, rate=rate, count=count,
-                                            customers=customers, seed=seed,
-                                            max_delay=max_delay, tunnel_every=tunnel_every,
-                                            tunnel_size=tunnel_size, file_=file_))
-
-
-async def _produce(app: TxApp, command: Any, *, rate: float, count: int | None, customers: int,
-                   seed: int, max_delay: str, tunnel_every: int, tunnel_size: int,
-                   file_: str | None) -> int:
-    from app.durations import parse_duration
-    from app.kafka.produce import send_records
-    from app.records.transaction import encode_transaction, transaction_key
-
-    from .generator import GeneratorConfig, generate, read_transactions_file
-
-    topic = app.topic_names.transactions
-    wait_s = app.settings.broker_wait_ms / 1000
-    if file_ is not None:
-        path = Path(file_)
-        try:
-            records = [(key, value, _event_time_of(value))
-                       for key, value in read_transactions_file(path)]
-        except (OSError, ValueError) as exc:
-            raise UsageError(str(exc)) from None
-        total = len(records)
-
-        def progress(done: int) -> None:
-            print(f"\r{done:,}/{total:,} records sent ({done * 100 // max(total, 1)}%)",
-                  end="", file=sys.stderr, flush=True)
-
-        try:
-            n = await send_records(app.bootstrap, topic, records, wait_s=wait_s,
-                                   on_progress=progress if total >= 10_000 else None)
-        finally:
-            if total >= 10_000:
-                print(file=sys.stderr)
-        command.say(f"sent {n} records from {path} to {topic}")
-        return 0
-    try:
-        delay_ms = parse_duration(max_delay)
-        config = GeneratorConfig(start_ms=int(time.time() * 1000),
-                                 events_per_second=rate if rate > 0 else 1000.0,
-                                 count=count, customers=customers, seed=seed,
-                                 max_delay_ms=delay_ms, tunnel_every=tunnel_every,
-                                 tunnel_size=tunnel_size)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    generated = ((transaction_key(tx), encode_transaction(tx), tx.event_time_ms)
-                 for tx in generate(config))
-    command.say(f"producing to {topic} at {app.settings.broker} "
-                f"({'as fast as possible' if rate <= 0 else f'{rate:g}/s'}); Ctrl-C stops")
-    n = await send_records(app.bootstrap, topic, generated, wait_s=wait_s,
-                           rate=rate if rate > 0 else None)
-    command.say(f"sent {n} transactions")
-    return 0
+        await exit_with("produce", _produce(self, rate, count, customers, seed, max_delay,
+                                             tunnel_every, tunnel_size, file_), app.kafka)

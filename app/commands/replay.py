@@ -42,6 +42,7 @@ async def _replay(app: TxApp, command: Any, *, to_version: str | None, web_port:
                   timeout: str | None) -> int:
     from app.kappa.replay import ReplayError, ReplayPlan, run_replay
     from app.process import free_port
+    from app.tls import web_client_context
     from app.txapp import faust_app_id
 
     settings = app.settings
@@ -86,10 +87,11 @@ async def _replay(app: TxApp, command: Any, *, to_version: str | None, web_port:
     host = "127.0.0.1" if settings.web_host in ("0.0.0.0", "::") else settings.web_host
     plan = ReplayPlan(source=app.topic_names.transactions, new_id=faust_app_id(settings, new),
                       new_version=new, env=env, log_path=log_path,
-                      stats_url=f"http://{host}:{port}/stats/")
+                      stats_url=f"{settings.web_scheme}://{host}:{port}/stats/?local=1",
+                      stats_token=settings.web_token, stats_tls=web_client_context(settings))
     progress = ProgressLine(f"replay v{new}")
     try:
-        result = await run_replay(app.bootstrap, plan, resume=resume, timeout=timeout_s,
+        result = await run_replay(app.kafka, plan, resume=resume, timeout=timeout_s,
                                   on_progress=progress, say=lambda m: note("replay", m))
     except asyncio.CancelledError:
         progress.close()
@@ -123,7 +125,7 @@ async def _drop(app: TxApp, settings: Settings, version: int, *, force: bool) ->
 
     old_id = faust_app_id(settings, version)
     try:
-        dropped = await drop_version(app.bootstrap, old_id, force=force)
+        dropped = await drop_version(app.kafka, old_id, force=force)
     except ReplayError as exc:
         note("replay", f"state version {version} NOT deleted: {exc}")
         return 1
@@ -162,4 +164,4 @@ def register(app: TxApp) -> None:
         """Rebuild every table from the start of transactions under a new state version."""
         await exit_with("replay", _replay(app, self, to_version=to_version, web_port=web_port,
                                            resume=resume, drop_old=drop_old, drop=drop,
-                                           force=force, timeout=timeout))
+                                           force=force, timeout=timeout), app.kafka)

@@ -110,7 +110,7 @@ async def _report(app: TxApp, options: ReportOptions) -> int:
 
         changelog = changelog_topic(faust_app_id(settings), "tumbling")
         try:
-            result = await check_live(app.bootstrap, source, changelog, live,
+            result = await check_live(app.kafka, source, changelog, live,
                                       decoder=decoder, on_progress=progress)
         finally:
             progress.close()
@@ -136,7 +136,7 @@ async def _report(app: TxApp, options: ReportOptions) -> int:
 
     config = report_config(live, options.window_ms, include_late=options.include_late)
     try:
-        report = await compute_report(app.bootstrap, source, config, customer=options.customer,
+        report = await compute_report(app.kafka, source, config, customer=options.customer,
                                       decoder=decoder, on_progress=progress)
     finally:
         progress.close()
@@ -185,4 +185,4 @@ def register(app: TxApp) -> None:
                                            include_late=include_late, check=check)
             return await _report(app, options)
 
-        await exit_with("report", run())
+        await exit_with("report", run(), app.kafka)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -13,30 +12,12 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from app.exceptions import BrokerError
 
-__all__ = ["ensure_topics", "parse_broker_url", "true_end_offsets"]
+from .connect import start_client, stop_client
+from .security import KafkaConnection
 
-# host:port where host is a name, an IPv4 address or a bracketed IPv6 address.
-_HOST_PORT = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")
-_SCHEME = "kafka://"
+__all__ = ["ensure_topics", "true_end_offsets"]
+
 _POLL_INTERVAL = 0.1
-
-
-def parse_broker_url(url: str) -> str:
-    """Turn ``kafka://host:port[,host:port]`` (or bare ``host:port``) into a bootstrap string.
-
-    Faust's own multi-broker form, ``kafka://a:9092;kafka://b:9092``, is accepted too.
-    """
-    parts = [p.strip() for p in re.split(r"[,;]", url.strip())]
-    servers: list[str] = []
-    for part in parts:
-        if part[: len(_SCHEME)].lower() == _SCHEME:
-            part = part[len(_SCHEME) :]
-        part = part.rstrip("/")
-        match = _HOST_PORT.match(part)
-        if match is None or not 0 < int(match["port"]) < 65536:
-            raise BrokerError(f"invalid broker URL {url!r}: expected kafka://host:port[,host:port]")
-        servers.append(part)
-    return ",".join(servers)
 
 
 def _topic_configs(name: str, compact: Collection[str]) -> dict[str, str]:
@@ -67,7 +48,7 @@ def _check_counts(expected: Mapping[str, int], actual: Mapping[str, int]) -> Non
 
 
 async def ensure_topics(
-    bootstrap: str,
+    kafka: KafkaConnection,
     topics: Mapping[str, int],
     *,
     compact: Collection[str] = (),
@@ -81,12 +62,10 @@ async def ensure_topics(
     """
     if not topics:
         return
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=max(1000, int(timeout * 1000))
-    )
+    admin = await start_client(lambda: AIOKafkaAdminClient(
+        **kafka.client_kwargs(request_timeout_ms=max(1000, int(timeout * 1000)))), kafka)
     try:
         async with asyncio.timeout(timeout):
-            await admin.start()
             existing = await _partition_counts(admin)
             _check_counts(topics, existing)
             missing = [name for name in topics if name not in existing]
@@ -95,11 +74,11 @@ async def ensure_topics(
             await _wait_visible(admin, topics)
     except TimeoutError as exc:
         raise BrokerError(
-            f"creating topics {sorted(topics)} on {bootstrap} did not finish in {timeout} s"
+            f"creating topics {sorted(topics)} on {kafka} did not finish in {timeout} s"
         ) from exc
     except KafkaError as exc:
         raise BrokerError(
-            f"creating topics {sorted(topics)} on {bootstrap} failed: {exc!r}"
+            f"creating topics {sorted(topics)} on {kafka} failed: {exc!r}"
         ) from exc
     finally:
         await admin.close()
@@ -145,7 +124,7 @@ async def _wait_visible(admin: AIOKafkaAdminClient, topics: Mapping[str, int]) -
 
 
 async def true_end_offsets(
-    bootstrap: str,
+    kafka: KafkaConnection,
     tps: Collection[TopicPartition],
     timeout: float = 10.0,
 ) -> dict[TopicPartition, int]:
@@ -163,18 +142,16 @@ async def true_end_offsets(
     wanted = list(dict.fromkeys(tps))
     if not wanted:
         return {}
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+    consumer = await start_client(lambda: AIOKafkaConsumer(**kafka.client_kwargs(
         group_id=None,  # no group: nothing is committed and no rebalance is waited for
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         # Partitions that are already read to the end should not hold each fetch long.
         fetch_max_wait_ms=50,
         request_timeout_ms=max(1000, int(timeout * 1000)),
-    )
+    )), kafka)
     try:
         async with asyncio.timeout(timeout):
-            await consumer.start()
             reported: dict[TopicPartition, int] = await consumer.end_offsets(wanted)
             result = {tp: reported[tp] for tp in wanted}
             nonempty = [tp for tp in wanted if reported[tp] > 0]
@@ -183,13 +160,13 @@ async def true_end_offsets(
             return result
     except TimeoutError as exc:
         raise BrokerError(
-            f"reading end offsets of {len(wanted)} partitions on {bootstrap} "
+            f"reading end offsets of {len(wanted)} partitions on {kafka} "
             f"did not finish in {timeout} s"
         ) from exc
     except KafkaError as exc:
-        raise BrokerError(f"reading end offsets on {bootstrap} failed: {exc!r}") from exc
+        raise BrokerError(f"reading end offsets on {kafka} failed: {exc!r}") from exc
     finally:
-        await consumer.stop()
+        await stop_client(consumer)
 
 
 async def _read_tails(

@@ -79,8 +79,11 @@ def _read_text(path: Path) -> str:
 class EmbeddedBroker:
     """A Tansu broker with memory storage, in its own process group, on loopback."""
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(self, port: int | None = None, log_path: Path | None = None, *,
+                 advertised_port: int | None = None) -> None:
+        """``advertised_port``: tell clients to connect there (a TLS proxy in front)."""
         self._requested_port = port
+        self._advertised_port = advertised_port
         self._port: int | None = port
         self._log_path = log_path
         self._workdir: Path | None = None
@@ -97,8 +100,8 @@ class EmbeddedBroker:
 
     @property
     def bootstrap(self) -> str:
-        """The aiokafka bootstrap string, ``127.0.0.1:PORT``."""
-        return f"127.0.0.1:{self.port}"
+        """The aiokafka bootstrap string, ``127.0.0.1:PORT`` (the advertised port if set)."""
+        return f"127.0.0.1:{self._advertised_port or self.port}"
 
     @property
     def url(self) -> str:
@@ -161,13 +164,16 @@ class EmbeddedBroker:
             self._log_path = self._workdir / "tansu.log"
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         listener = f"tcp://127.0.0.1:{self._port}"
+        # Metadata answers carry the advertised address, so clients that bootstrap through
+        # a proxy keep connecting through it.
+        advertised = f"tcp://127.0.0.1:{self._advertised_port or self._port}"
         argv = [
             str(binary),
             "broker",
             "--listener-url",
             listener,
             "--advertised-listener-url",
-            listener,
+            advertised,
             "--storage-engine",
             _STORAGE_ENGINE,
         ]

@@ -16,6 +16,8 @@ from tables.kindstate import META_KEY, KindState
 from tables.validate import CorruptRecord
 
 from .admin import true_end_offsets
+from .connect import start_client, stop_client
+from .security import KafkaConnection
 
 __all__ = [
     "ChangelogPartition",
@@ -36,7 +38,7 @@ def changelog_topic(faust_app_id: str, kind: str) -> str:
     return f"{faust_app_id}-{kind}-changelog"
 
 
-async def topic_partitions(bootstrap: str, topics: Iterable[str],
+async def topic_partitions(kafka: KafkaConnection, topics: Iterable[str],
                            timeout: float = 10.0) -> dict[str, int]:
     """Partition count of each of ``topics`` that exists (missing ones are left out).
 
@@ -44,27 +46,26 @@ async def topic_partitions(bootstrap: str, topics: Iterable[str],
     broker create it (BROKER.md fact 5), and a report must not create topics.
     """
     wanted = set(topics)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap,
-                                request_timeout_ms=max(1000, int(timeout * 1000)))
+    admin = await start_client(lambda: AIOKafkaAdminClient(
+        **kafka.client_kwargs(request_timeout_ms=max(1000, int(timeout * 1000)))), kafka)
     try:
-        await admin.start()
         described: list[dict[str, Any]] = await admin.describe_topics(None)
     except KafkaError as exc:
-        raise BrokerError(f"cannot list topics on {bootstrap}: {exc!r}") from exc
+        raise BrokerError(f"cannot list topics on {kafka}: {exc!r}") from exc
     finally:
         await admin.close()
     return {t["topic"]: len(t["partitions"]) for t in described
             if t["error_code"] == 0 and t["topic"] in wanted}
 
 
-async def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+async def end_offsets(kafka: KafkaConnection, topic: str, partitions: int) -> dict[int, int]:
     """True end offset (last record + 1) of each partition of ``topic``."""
     tps = [TopicPartition(topic, p) for p in range(partitions)]
-    ends = await true_end_offsets(bootstrap, tps)
+    ends = await true_end_offsets(kafka, tps)
     return {tp.partition: ends.get(tp, 0) for tp in tps}
 
 
-async def stream_topic(bootstrap: str, topic: str, stops: Mapping[int, int], *,
+async def stream_topic(kafka: KafkaConnection, topic: str, stops: Mapping[int, int], *,
                        stall_timeout: float = 30.0) -> AsyncIterator[tuple[int, list[Any]]]:
     """``(partition, records)`` batches from the start of each partition up to its stop offset.
 
@@ -76,10 +77,9 @@ async def stream_topic(bootstrap: str, topic: str, stops: Mapping[int, int], *,
     tps = {TopicPartition(topic, p): stop for p, stop in stops.items() if stop > 0}
     if not tps:
         return
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest",
-                                max_partition_fetch_bytes=4 << 20, fetch_max_wait_ms=100)
-    await consumer.start()
+    consumer = await start_client(lambda: AIOKafkaConsumer(**kafka.client_kwargs(
+        group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 << 20, fetch_max_wait_ms=100)), kafka)
     try:
         consumer.assign(list(tps))
         await consumer.seek_to_beginning(*tps)
@@ -106,9 +106,9 @@ async def stream_topic(bootstrap: str, topic: str, stops: Mapping[int, int], *,
                 raise BrokerError(f"reading {topic!r}: no records for {stall_timeout:g} s "
                                   f"with {len(remaining)} partition(s) unfinished")
     except KafkaError as exc:
-        raise BrokerError(f"reading {topic!r} on {bootstrap} failed: {exc!r}") from exc
+        raise BrokerError(f"reading {topic!r} on {kafka} failed: {exc!r}") from exc
     finally:
-        await consumer.stop()
+        await stop_client(consumer)
 
 
 @dataclass
@@ -152,18 +152,19 @@ class ChangelogPartition:
         return len(self._tail)
 
 
-async def read_changelog(bootstrap: str, topic: str) -> dict[int, ChangelogPartition] | None:
+async def read_changelog(kafka: KafkaConnection,
+                         topic: str) -> dict[int, ChangelogPartition] | None:
     """Every partition of a table's changelog as of its last complete flush; None if missing.
 
     End offsets come from :func:`app.kafka.admin.true_end_offsets` (the embedded
     broker's ListOffsets is wrong, BROKER.md fact 2); records written meanwhile are not read.
     """
-    counts = await topic_partitions(bootstrap, [topic])
+    counts = await topic_partitions(kafka, [topic])
     if topic not in counts:
         return None
-    stops = await end_offsets(bootstrap, topic, counts[topic])
+    stops = await end_offsets(kafka, topic, counts[topic])
     parts = {p: ChangelogPartition(p) for p in stops}
-    async for partition, records in stream_topic(bootstrap, topic, stops):
+    async for partition, records in stream_topic(kafka, topic, stops):
         add = parts[partition].add
         for record in records:
             add(record.key, record.value)

@@ -11,6 +11,8 @@ from typing import Any
 from aiokafka.conn import create_conn
 from aiokafka.protocol.metadata import MetadataRequest
 
+from .security import KafkaConnection
+
 __all__ = ["BrokerMonitor", "OnReturn"]
 
 logger = logging.getLogger(__name__)
@@ -34,13 +36,14 @@ class BrokerMonitor:
     the worker can check that what its state depends on is still there.
     """
 
-    def __init__(self, bootstrap: str, *, interval: float = 1.0, timeout: float = 3.0,
-                 on_return: OnReturn | None = None, **client: Any) -> None:
-        self.hosts = [self._host_port(server) for server in bootstrap.split(",")]
+    def __init__(self, kafka: KafkaConnection, *, interval: float = 1.0, timeout: float = 3.0,
+                 on_return: OnReturn | None = None) -> None:
+        self.hosts = [self._host_port(server) for server in kafka.bootstrap.split(",")]
         self.interval = interval
         self.timeout = timeout
         self.on_return = on_return
-        self.client = client
+        #: The same TLS and SASL as every other client.
+        self.client = kafka.security_kwargs()
         #: None until the first probe has answered or failed.
         self.reachable: bool | None = None
         #: When the current state began (wall ms).

@@ -11,38 +11,29 @@ from aiokafka.errors import KafkaError
 
 from app.exceptions import BrokerError
 
-from .waiting import unreachable, until_reachable
+from .connect import outage_error, start_client
+from .security import KafkaConnection
 
 __all__ = ["send_records"]
 
 
-async def send_records(bootstrap: str, topic: str,
+async def send_records(kafka: KafkaConnection, topic: str,
                        records: Iterable[tuple[bytes | None, bytes, int | None]], *,
                        rate: float | None = None,
-                       on_progress: Callable[[int], None] | None = None,
-                       wait_s: float = 60.0) -> int:
+                       on_progress: Callable[[int], None] | None = None) -> int:
     """Send ``(key, value, timestamp_ms)`` records keyed by customer; ``rate`` paces them.
 
     The timestamp is the record's event time (None: the broker's clock).
 
     The default partitioner hashes the key as Faust's router does, so a customer's records
     land in the partition whose worker answers for that customer. Returns the count sent.
-    A broker that does not answer for ``wait_s`` seconds (at the start, or while records
-    wait to be acknowledged) ends it with a BrokerError saying how many were acknowledged.
+    Records not acknowledged within ``kafka.connect_timeout`` (the broker went away) end
+    it with a BrokerError saying how many were.
     """
-
-    async def start() -> AIOKafkaProducer:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
-                                    max_batch_size=512 * 1024, acks="all",
-                                    request_timeout_ms=max(1000, int(wait_s * 1000)))
-        try:
-            await producer.start()
-        except BaseException:
-            await producer.stop()
-            raise
-        return producer
-
-    producer = await until_reachable(bootstrap, wait_s, start)
+    wait_ms = max(1000, int(kafka.connect_timeout * 1000))
+    producer = await start_client(lambda: AIOKafkaProducer(**kafka.client_kwargs(
+        linger_ms=20, max_batch_size=512 * 1024, acks="all", request_timeout_ms=wait_ms)),
+        kafka)
     sent = acknowledged = 0
     started = time.monotonic()
     try:
@@ -68,10 +59,10 @@ async def send_records(bootstrap: str, topic: str,
         if on_progress is not None:
             on_progress(sent)
     except KafkaError as exc:
-        error = unreachable(bootstrap, wait_s, exc)
         raise BrokerError(
-            f"{error}; the first {acknowledged:,} record(s) were acknowledged; of the "
-            f"{sent - acknowledged:,} sent after them, some may have arrived") from None
+            f"{outage_error(kafka, exc)}; the first {acknowledged:,} record(s) were "
+            f"acknowledged; of the {sent - acknowledged:,} sent after them, some may have "
+            "arrived") from None
     finally:
         await producer.stop()
     return sent

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaProducer
 
 from .changelog import end_offsets, stream_topic, topic_partitions
+from .connect import start_client
+from .security import KafkaConnection
 
 __all__ = ["TopicRecord", "read_topic", "read_until", "send_raw"]
 
@@ -26,26 +28,28 @@ class TopicRecord:
     timestamp_ms: int
 
 
-async def read_topic(bootstrap: str, topic: str, *, timeout: float = 30.0) -> list[TopicRecord]:
+async def read_topic(kafka: KafkaConnection, topic: str, *,
+                     timeout: float = 30.0) -> list[TopicRecord]:
     """Every record in ``topic`` now (each partition in offset order); LookupError if none."""
-    partitions = (await topic_partitions(bootstrap, [topic])).get(topic)
+    partitions = (await topic_partitions(kafka, [topic])).get(topic)
     if partitions is None:
         message = f"topic {topic!r} does not exist"
         raise LookupError(message)
-    stops = await end_offsets(bootstrap, topic, partitions)
+    stops = await end_offsets(kafka, topic, partitions)
     return [TopicRecord(partition, r.offset, r.key, r.value, tuple(r.headers or ()), r.timestamp)
-            async for partition, records in stream_topic(bootstrap, topic, stops,
+            async for partition, records in stream_topic(kafka, topic, stops,
                                                          stall_timeout=timeout)
             for r in records]
 
 
-async def read_until(bootstrap: str, topic: str, predicate: Callable[[list[TopicRecord]], bool],
-                     *, timeout: float = 60.0) -> list[TopicRecord]:
+async def read_until(kafka: KafkaConnection, topic: str,
+                     predicate: Callable[[list[TopicRecord]], bool], *,
+                     timeout: float = 60.0) -> list[TopicRecord]:
     """Re-read ``topic`` until ``predicate(records)`` holds (poll with a deadline)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            records = await read_topic(bootstrap, topic, timeout=max(deadline - time.monotonic(),
+            records = await read_topic(kafka, topic, timeout=max(deadline - time.monotonic(),
                                                                      1.0))
         except LookupError:
             records = []
@@ -57,11 +61,12 @@ async def read_until(bootstrap: str, topic: str, predicate: Callable[[list[Topic
         await asyncio.sleep(0.3)
 
 
-async def send_raw(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes]],
-                   *, partition: int | None = None) -> int:
+async def send_raw(kafka: KafkaConnection, topic: str,
+                   records: Iterable[tuple[bytes | None, bytes]], *,
+                   partition: int | None = None) -> int:
     """Send ``(key, value)`` records as they are (keyed by the default partitioner)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
-    await producer.start()
+    producer = await start_client(lambda: AIOKafkaProducer(**kafka.client_kwargs(
+        linger_ms=5, acks="all")), kafka)
     try:
         futures = [await producer.send(topic, value, key=key, partition=partition)
                    for key, value in records]

@@ -26,6 +26,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from .admin import true_end_offsets
+from .security import KafkaConnection
 
 __all__ = [
     "BatchHandler",
@@ -51,7 +52,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         self.batch_topics: frozenset[str] = frozenset()
         self.batch_handler: BatchHandler | None = None
-        self.bootstrap: str | None = None
+        self.kafka: KafkaConnection | None = None
         self.changelog_guard: ChangelogGuard | None = None
         self._released: dict[TP, int] = {}
 
@@ -64,11 +65,11 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         return thread
 
     def set_batch_handler(self, topics: Iterable[str], handler: BatchHandler,
-                          bootstrap: str) -> None:
+                          kafka: KafkaConnection) -> None:
         """Route records of ``topics`` to ``handler`` instead of Faust's streams."""
         self.batch_topics = frozenset(topics)
         self.batch_handler = handler
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         RawRecords.install(self.batch_topics)
 
     def set_changelog_guard(self, guard: ChangelogGuard) -> None:
@@ -111,10 +112,10 @@ class BatchingConsumer(faust_aiokafka.Consumer):
 
     async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
         reported: Mapping[TP, int] = await super().highwaters(*partitions)
-        if not self.bootstrap or not partitions:
+        if self.kafka is None or not partitions:
             return reported
         answer = await true_end_offsets(
-            self.bootstrap, [TopicPartition(tp.topic, tp.partition) for tp in partitions])
+            self.kafka, [TopicPartition(tp.topic, tp.partition) for tp in partitions])
         corrected = {TP(tp.topic, tp.partition): offset for tp, offset in answer.items()}
         fixed = {tp: max(reported.get(tp, 0), corrected.get(tp, 0)) for tp in partitions}
         changed = {tp: (reported.get(tp), fixed[tp]) for tp in partitions

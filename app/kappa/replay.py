@@ -13,11 +13,12 @@ The progress shown between commits comes from the worker's ``/stats/``.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import sys
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError, for_code
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import Array, Int16, Int32, Schema, String
+from pydantic import SecretStr
 
 from app.exceptions import BrokerError, ReplayError
 from app.kafka.changelog import changelog_topic, end_offsets, topic_partitions
+from app.kafka.connect import start_client
+from app.kafka.security import KafkaConnection
 from app.process import ManagedProcess
 from tables.partition import KINDS
 
@@ -59,18 +63,19 @@ def version_topics(faust_app_id: str) -> list[str]:
             f"{faust_app_id}-__assignor-__leader"]
 
 
-async def _admin(bootstrap: str, action: Callable[[AIOKafkaAdminClient], Any]) -> Any:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+async def _admin(kafka: KafkaConnection,
+                 action: Callable[[AIOKafkaAdminClient], Any]) -> Any:
+    admin = await start_client(lambda: AIOKafkaAdminClient(
+        **kafka.client_kwargs(request_timeout_ms=10_000)), kafka)
     try:
-        await admin.start()
         return await action(admin)
     except KafkaError as exc:
-        raise BrokerError(f"admin request to {bootstrap} failed: {exc!r}") from exc
+        raise BrokerError(f"admin request to {kafka} failed: {exc!r}") from exc
     finally:
         await admin.close()
 
 
-async def committed_offsets(bootstrap: str, group: str, topic: str,
+async def committed_offsets(kafka: KafkaConnection, group: str, topic: str,
                             partitions: int) -> dict[int, int]:
     """The group's committed offset of each partition (-1: none)."""
     tps = [TopicPartition(topic, p) for p in range(partitions)]
@@ -80,17 +85,17 @@ async def committed_offsets(bootstrap: str, group: str, topic: str,
         # does not parse.
         return await admin.list_consumer_group_offsets(group, partitions=tps)
 
-    offsets: Mapping[TopicPartition, Any] = await _admin(bootstrap, fetch)
+    offsets: Mapping[TopicPartition, Any] = await _admin(kafka, fetch)
     return {tp.partition: offsets[tp].offset if tp in offsets else -1 for tp in tps}
 
 
-async def group_members(bootstrap: str, group: str) -> int:
+async def group_members(kafka: KafkaConnection, group: str) -> int:
     """How many members the consumer group has now (0 if it does not exist)."""
 
     async def describe(admin: AIOKafkaAdminClient) -> Any:
         return await admin.describe_consumer_groups([group])
 
-    responses = await _admin(bootstrap, describe)
+    responses = await _admin(kafka, describe)
     return sum(len(g[5]) for response in responses for g in response.groups if g[1] == group)
 
 
@@ -107,11 +112,11 @@ class VersionState:
         return bool(self.topics) or any(offset >= 0 for offset in self.committed.values())
 
 
-async def version_state(bootstrap: str, faust_app_id: str, source: str,
+async def version_state(kafka: KafkaConnection, faust_app_id: str, source: str,
                         partitions: int) -> VersionState:
     """The version's existing topics and its group's committed offsets on ``source``."""
-    topics = sorted(await topic_partitions(bootstrap, version_topics(faust_app_id)))
-    committed = await committed_offsets(bootstrap, faust_app_id, source, partitions)
+    topics = sorted(await topic_partitions(kafka, version_topics(faust_app_id)))
+    committed = await committed_offsets(kafka, faust_app_id, source, partitions)
     return VersionState(topics, committed)
 
 
@@ -131,6 +136,9 @@ class ReplayPlan:
     #: The replay worker's ``/stats/`` view, for progress between offset commits.
     stats_url: str | None = None
     cwd: Path | None = None
+    #: The web token and the HTTPS trust the replay worker's views want (its settings').
+    stats_token: SecretStr | None = None
+    stats_tls: ssl.SSLContext | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +152,7 @@ class ReplayResult:
 Progress = Callable[[int, int], None]
 
 
-async def run_replay(bootstrap: str, plan: ReplayPlan, *, resume: bool,
+async def run_replay(kafka: KafkaConnection, plan: ReplayPlan, *, resume: bool,
                      timeout: float | None, on_progress: Progress,
                      say: Callable[[str], None]) -> ReplayResult:
     """Run a worker of the new version until its group has committed every record that
@@ -152,17 +160,17 @@ async def run_replay(bootstrap: str, plan: ReplayPlan, *, resume: bool,
 
     Without ``resume`` the new version must not exist yet (its tables would be reused).
     """
-    partitions = (await topic_partitions(bootstrap, [plan.source])).get(plan.source)
+    partitions = (await topic_partitions(kafka, [plan.source])).get(plan.source)
     if partitions is None:
         raise ReplayError(f"nothing to replay: topic {plan.source!r} does not exist")
-    state = await version_state(bootstrap, plan.new_id, plan.source, partitions)
+    state = await version_state(kafka, plan.new_id, plan.source, partitions)
     if state.exists and not resume:
         what = ", ".join(state.topics) if state.topics else "committed offsets"
         raise ReplayError(
             f"state version {plan.new_version} already exists ({what}); replay into another "
             f"version with --to-version, continue this one with --resume, or delete it "
             f"with --drop {plan.new_version}")
-    ends = await end_offsets(bootstrap, plan.source, partitions)
+    ends = await end_offsets(kafka, plan.source, partitions)
     total = sum(ends.values())
     if total == 0:
         say(f"nothing to replay: {plan.source} is empty, so version {plan.new_version} "
@@ -176,13 +184,13 @@ async def run_replay(bootstrap: str, plan: ReplayPlan, *, resume: bool,
     try:
         say(f"replaying {total:,} records of {plan.source} into state version "
             f"{plan.new_version} ({plan.new_id}): worker pid {worker.pid}, log {plan.log_path}")
-        done = await _follow(bootstrap, plan, worker, ends, total, timeout, on_progress)
+        done = await _follow(kafka, plan, worker, ends, total, timeout, on_progress)
     finally:
         worker.terminate(timeout=20)
     return ReplayResult(done, time.monotonic() - started)
 
 
-async def _follow(bootstrap: str, plan: ReplayPlan, worker: ManagedProcess,
+async def _follow(kafka: KafkaConnection, plan: ReplayPlan, worker: ManagedProcess,
                   ends: Mapping[int, int], total: int, timeout: float | None,
                   on_progress: Progress) -> int:
     """Poll the new group's committed offsets until they reach ``ends``.
@@ -194,12 +202,12 @@ async def _follow(bootstrap: str, plan: ReplayPlan, worker: ManagedProcess,
     deadline = None if timeout is None else time.monotonic() + timeout
     partitions = len(ends)
     while True:
-        committed = await committed_offsets(bootstrap, plan.new_id, plan.source, partitions)
+        committed = await committed_offsets(kafka, plan.new_id, plan.source, partitions)
         done = sum(min(max(committed[p], 0), end) for p, end in ends.items())
         if all(committed[p] >= end for p, end in ends.items() if end > 0):
             on_progress(done, total)
             return done
-        applied = await asyncio.to_thread(_applied, plan.stats_url)
+        applied = await asyncio.to_thread(_applied, plan)
         on_progress(min(max(done, applied), total), total)
         if not worker.running:
             raise ReplayError(f"the replay worker exited with status {worker.returncode}; "
@@ -211,12 +219,15 @@ async def _follow(bootstrap: str, plan: ReplayPlan, worker: ManagedProcess,
         await asyncio.sleep(_POLL_INTERVAL)
 
 
-def _applied(url: str | None) -> int:
+def _applied(plan: ReplayPlan) -> int:
     """Records the worker has applied (valid and invalid), from its ``/stats/``; 0 if unknown."""
-    if url is None:
+    if plan.stats_url is None:
         return 0
+    headers = {} if plan.stats_token is None else {
+        "Authorization": f"Bearer {plan.stats_token.get_secret_value()}"}
+    request = urllib.request.Request(plan.stats_url, headers=headers)
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(request, timeout=2, context=plan.stats_tls) as response:
             stats = orjson.loads(response.read())
         return int(stats["events_in"]) + int(stats["dead_letters"])
     except (OSError, ValueError, KeyError, TypeError):
@@ -260,20 +271,21 @@ class DropResult:
     group_deleted: bool
 
 
-async def drop_version(bootstrap: str, faust_app_id: str, *, force: bool) -> DropResult:
+async def drop_version(kafka: KafkaConnection, faust_app_id: str, *,
+                       force: bool) -> DropResult:
     """Delete a state version's changelog (and leader) topics and its consumer group.
 
     Refused while the group has members, unless ``force``: deleting the changelogs under
     running workers loses their state (and the embedded broker re-creates a topic that a
     worker still writes to, with 4 partitions, BROKER.md fact 5).
     """
-    members = await group_members(bootstrap, faust_app_id)
+    members = await group_members(kafka, faust_app_id)
     if members and not force:
         raise ReplayError(
             f"consumer group {faust_app_id!r} still has {members} member(s): workers of that "
             "version are running (on the embedded broker a stopped first-generation worker "
             "stays listed, BROKER.md fact 4); stop them first, or pass --force")
-    topics = sorted(await topic_partitions(bootstrap, version_topics(faust_app_id)))
+    topics = sorted(await topic_partitions(kafka, version_topics(faust_app_id)))
 
     async def delete(admin: AIOKafkaAdminClient) -> bool:
         if topics:
@@ -291,5 +303,5 @@ async def drop_version(bootstrap: str, faust_app_id: str, *, force: bool) -> Dro
                                   f"{for_code(code).__name__}")
         return True
 
-    deleted: bool = await _admin(bootstrap, delete)
+    deleted: bool = await _admin(kafka, delete)
     return DropResult(topics, deleted)

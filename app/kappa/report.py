@@ -26,6 +26,7 @@ from app.kafka.changelog import (
     stream_topic,
     topic_partitions,
 )
+from app.kafka.security import KafkaConnection
 from app.records.decode import Decoder
 from app.records.money import format_cents
 from app.records.outputs import money
@@ -182,21 +183,21 @@ class WindowReport:
         return sum(state.tumbling.late for state in self.states.values())
 
 
-async def compute_report(bootstrap: str, topic: str, config: WindowConfig, *,
+async def compute_report(kafka: KafkaConnection, topic: str, config: WindowConfig, *,
                          customer: int | None = None, decoder: Decoder | None = None,
                          on_progress: Progress | None = None) -> WindowReport:
     """Stream ``topic`` from the start through a :class:`WindowReport`.
 
     Raises LookupError if the topic does not exist.
     """
-    partitions = (await topic_partitions(bootstrap, [topic])).get(topic)
+    partitions = (await topic_partitions(kafka, [topic])).get(topic)
     if partitions is None:
         raise LookupError(f"topic {topic!r} does not exist")
-    stops = await end_offsets(bootstrap, topic, partitions)
+    stops = await end_offsets(kafka, topic, partitions)
     total = sum(stops.values())
     report = WindowReport(config, customer=customer)
     done = 0
-    async for partition, records in stream_topic(bootstrap, topic, stops):
+    async for partition, records in stream_topic(kafka, topic, stops):
         report.apply(partition, decode_records(records, decoder))
         done += len(records)
         if on_progress is not None:
@@ -264,8 +265,8 @@ def compare_windows(live: FixedWindowState,
     return differences, compared
 
 
-async def check_live(bootstrap: str, source: str, changelog: str, config: WindowConfig, *,
-                     decoder: Decoder | None = None,
+async def check_live(kafka: KafkaConnection, source: str, changelog: str,
+                     config: WindowConfig, *, decoder: Decoder | None = None,
                      on_progress: Progress | None = None) -> CheckResult:
     """Compare the live tumbling table (from its changelog) with a recomputation.
 
@@ -273,14 +274,14 @@ async def check_live(bootstrap: str, source: str, changelog: str, config: Window
     table says it has applied, so a live worker that is behind (or in the middle of a
     flush) is compared at the same point. Raises LookupError if a topic is missing.
     """
-    parts = await read_changelog(bootstrap, changelog)
+    parts = await read_changelog(kafka, changelog)
     if parts is None:
         raise LookupError(f"no live tables: topic {changelog!r} does not exist "
                           "(has a worker of this state version run?)")
-    partitions = (await topic_partitions(bootstrap, [source])).get(source)
+    partitions = (await topic_partitions(kafka, [source])).get(source)
     if partitions is None:
         raise LookupError(f"topic {source!r} does not exist")
-    ends = await end_offsets(bootstrap, source, partitions)
+    ends = await end_offsets(kafka, source, partitions)
     lives: dict[int, FixedWindowState] = {}
     stops: dict[int, int] = {}
     result = CheckResult([])
@@ -295,7 +296,7 @@ async def check_live(bootstrap: str, source: str, changelog: str, config: Window
     result.behind = sum(ends.values()) - result.applied
     states = {p: PartitionState(p, config, _TUMBLING) for p in range(partitions)}
     done = 0
-    async for partition, records in stream_topic(bootstrap, source, stops):
+    async for partition, records in stream_topic(kafka, source, stops):
         states[partition].apply(decode_records(records, decoder))
         done += len(records)
         if on_progress is not None:

@@ -11,6 +11,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.exceptions import InvalidRecord
 from app.kafka.admin import true_end_offsets
+from app.kafka.connect import start_client
+from app.kafka.security import KafkaConnection
 from app.records.readback import ReadAlert, decode_alert
 from app.skipped import SkippedRecords
 
@@ -27,9 +29,9 @@ class AlertsTail:
     deterministic id) are shown once.
     """
 
-    def __init__(self, bootstrap: str, topic: str, keep: int = 1000,
+    def __init__(self, kafka: KafkaConnection, topic: str, keep: int = 1000,
                  skipped: SkippedRecords | None = None) -> None:
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.topic = topic
         self.keep = keep
         self.skipped = skipped if skipped is not None else SkippedRecords()
@@ -63,9 +65,8 @@ class AlertsTail:
 
     async def run(self) -> None:
         """Read from ``keep`` records before the end of each partition, then follow."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                    group_id=None)
-        await consumer.start()
+        consumer = await start_client(lambda: AIOKafkaConsumer(**self.kafka.client_kwargs(
+            enable_auto_commit=False, group_id=None)), self.kafka)
         try:
             partitions = consumer.partitions_for_topic(self.topic) or set()
             while not partitions:
@@ -74,7 +75,7 @@ class AlertsTail:
                 partitions = consumer.partitions_for_topic(self.topic) or set()
             tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
             consumer.assign(tps)
-            ends = await true_end_offsets(self.bootstrap, tps)
+            ends = await true_end_offsets(self.kafka, tps)
             for tp in tps:
                 consumer.seek(tp, max(0, ends.get(tp, 0) - self.keep))
             self.ready.set()

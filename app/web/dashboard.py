@@ -22,6 +22,7 @@ from tables.fixed import COUNT, TOTAL, FixedWindowState
 
 from .metrics import worker_snapshot
 from .peers import fetch_local_parts
+from .security import shown
 
 if TYPE_CHECKING:
     from app.txapp import TxApp
@@ -233,16 +234,19 @@ def _worker_row(part: Mapping[str, Any]) -> dict[str, Any]:
 def dashboard_html() -> tuple[str, str]:
     """The page (a package data file) and its Content-Security-Policy.
 
-    The policy allows the page's own inline script (by hash) and requests to this origin
-    only: nothing is loaded from anywhere else, so it works offline.
+    The policy allows the page's own inline script and style (by hash, so nothing
+    injected would run or apply) and requests to this origin only: nothing is loaded from
+    anywhere else, so it works offline.
     """
     html = resources.files("app.web").joinpath("static/dashboard.html").read_text("utf-8")
-    hashes = []
-    for script in re.findall(r"<script>(.*?)</script>", html, flags=re.DOTALL):
-        digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
-        hashes.append(f"'sha256-{digest}'")
-    policy = ("default-src 'none'; script-src " + " ".join(hashes) + "; style-src "
-              "'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; "
+
+    def hashes(tag: str) -> str:
+        return " ".join(
+            "'sha256-" + base64.b64encode(hashlib.sha256(block.encode()).digest()).decode() + "'"
+            for block in re.findall(rf"<{tag}>(.*?)</{tag}>", html, flags=re.DOTALL))
+
+    policy = (f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
+              "connect-src 'self'; img-src 'self' data:; base-uri 'none'; "
               "form-action 'none'; frame-ancestors 'none'")
     return html, policy
 
@@ -289,7 +293,7 @@ def install_dashboard(app: TxApp) -> None:
         async def get(self, request: Request) -> Response:
             only_here = request.query.get("local")
             if only_here not in (None, "0", "1"):
-                return self.json({"error": f"local must be 0 or 1, got {only_here!r}",
+                return self.json({"error": f"local must be 0 or 1, got {shown(only_here)}",
                                   "status": 400}, status=400)
             data = local.get() if only_here == "1" else await cluster_data(app, local.get())
             return self.json(data, headers={"Cache-Control": "no-store"})

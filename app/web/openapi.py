@@ -123,7 +123,26 @@ txstream_events_total{partition="1"} 6
 txstream_late_events_total{partition="0",kind="tumbling"} 0
 """
 
+_CHECK = {"type": "object", "required": ["name", "ok", "detail"],
+          "properties": {"name": {"type": "string"}, "ok": {"type": "boolean"},
+                         "detail": {"type": "string"}}}
+_READY_EXAMPLE = {
+    "ready": False,
+    "checks": [
+        {"name": "assigned", "ok": True, "detail": "partitions [0, 1] of transactions"},
+        {"name": "recovered", "ok": False,
+         "detail": "restoring tables from their changelogs: 1200 record(s) to go"},
+        {"name": "consuming", "ok": True, "detail": "reading transactions"},
+    ],
+    "reasons": ["recovered: restoring tables from their changelogs: 1200 record(s) to go"],
+}
+
 _SCHEMAS: dict[str, Any] = {
+    "Readiness": {
+        "type": "object", "required": ["ready", "checks", "reasons"],
+        "properties": {"ready": {"type": "boolean"}, "checks": {"type": "array", "items": _CHECK},
+                       "reasons": {"type": "array", "items": {"type": "string"}}},
+    },
     "Error": {
         "type": "object", "required": ["error", "status"],
         "properties": {"error": {"type": "string"}, "status": {"type": "integer"}},
@@ -353,6 +372,50 @@ def openapi_document() -> dict[str, Any]:
                                               "example": _METRICS_EXAMPLE}}},
                           "500": _INTERNAL},
         }},
+        "/healthz": {"get": {
+            "summary": "Liveness: the process runs and its event loop answers",
+            "description": "Never behind a token.", "tags": ["probes"], "security": [],
+            "responses": {"200": _json({"type": "object"},
+                                       {"status": "ok", "uptime_seconds": 42.0}, "Alive")},
+        }},
+        "/readyz": {"get": {
+            "summary": "Readiness: partitions assigned, tables recovered, consuming",
+            "description": "Never behind a token. 503 lists the checks that fail.",
+            "tags": ["probes"], "security": [],
+            "responses": {
+                "200": _json(_ref("Readiness"), {**_READY_EXAMPLE, "ready": True,
+                                                 "reasons": []}, "Ready"),
+                "503": _json(_ref("Readiness"), _READY_EXAMPLE, "Not ready, and why"),
+            },
+        }},
+        "/login": {
+            "get": {
+                "summary": "The login form (when TXSTREAM_WEB_TOKEN is set)",
+                "tags": ["access"], "security": [],
+                "parameters": [{"name": "next", "in": "query", "required": False,
+                                "description": "A path on this server to return to",
+                                "schema": {"type": "string", "default": "/dashboard/"}}],
+                "responses": {"200": {"description": "The form", "content": {
+                    "text/html": {"schema": {"type": "string"}}}},
+                    "404": _error(404, "no login: this server has no TXSTREAM_WEB_TOKEN",
+                                  "No token is set")},
+            },
+            "post": {
+                "summary": "Log in with the token; sets an HttpOnly session cookie",
+                "tags": ["access"], "security": [],
+                "requestBody": {"required": True, "content": {
+                    "application/x-www-form-urlencoded": {"schema": {
+                        "type": "object", "required": ["token"],
+                        "properties": {"token": {"type": "string"},
+                                       "next": {"type": "string"}}}}}},
+                "responses": {"303": {"description": "Logged in: on to `next`"},
+                              "401": {"description": "Wrong token: the form again"}},
+            },
+        },
+        "/logout": {"post": {
+            "summary": "End the session", "tags": ["access"], "security": [],
+            "responses": {"303": {"description": "Session cookie cleared: on to /login"}},
+        }},
         OPENAPI_PATH: {"get": {
             "summary": "This document", "tags": ["operations"],
             "responses": {"200": {"description": "OpenAPI 3.0",
@@ -371,7 +434,15 @@ def openapi_document() -> dict[str, Any]:
         },
         "servers": [{"url": "http://127.0.0.1:6066", "description": "a local worker"}],
         "paths": paths,
-        "components": {"schemas": _SCHEMAS},
+        # With TXSTREAM_WEB_TOKEN set, every operation but the probes and the login needs
+        # the token (or the login's session cookie); /metrics has its own, if any.
+        "security": [{"bearer": []}, {"session": []}],
+        "components": {"schemas": _SCHEMAS, "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": "TXSTREAM_WEB_TOKEN (TXSTREAM_METRICS_TOKEN for /metrics)"},
+            "session": {"type": "apiKey", "in": "cookie", "name": "txstream_session",
+                        "description": "Set by POST /login"},
+        }},
     }
 
 

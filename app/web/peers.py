@@ -11,7 +11,7 @@ from yarl import URL
 if TYPE_CHECKING:
     from app.txapp import TxApp
 
-__all__ = ["PEER_TIMEOUT", "fetch_local_parts", "peer_urls"]
+__all__ = ["PEER_TIMEOUT", "fetch_local_parts", "peer_headers", "peer_urls"]
 
 #: How long one peer may take to answer before its partitions count as missing.
 PEER_TIMEOUT = 3.0
@@ -37,10 +37,20 @@ def peer_urls(app: TxApp) -> list[URL]:
     return sorted((url for url in urls if _ident(url) != own), key=str)
 
 
+def peer_headers(app: TxApp) -> dict[str, str]:
+    """What a request to another worker carries: the web token, when there is one.
+
+    Every worker of a group has the same token, so each accepts the others' requests.
+    """
+    token = app.settings.web_token
+    return {} if token is None else {"Authorization": f"Bearer {token.get_secret_value()}"}
+
+
 async def _fetch(app: TxApp, url: URL, path: str) -> dict[str, Any]:
     target = url.with_path(path).with_query(local="1")
     timeout = aiohttp.ClientTimeout(total=PEER_TIMEOUT)
-    async with app.http_client.get(target, timeout=timeout) as response:
+    async with app.http_client.get(target, timeout=timeout,
+                                   headers=peer_headers(app)) as response:
         if response.status != 200:
             message = f"HTTP {response.status}"
             raise RuntimeError(message)

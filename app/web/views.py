@@ -17,9 +17,12 @@ from tables.windows import WindowKind
 
 from .alerts_tail import AlertsTail
 from .dashboard import install_dashboard
+from .login import install_login
 from .metrics import install_metrics, worker_snapshot
 from .openapi import install_openapi
 from .peers import fetch_local_parts
+from .probes import install_probes
+from .security import install_security, shown
 
 if TYPE_CHECKING:
     from app.txapp import TxApp
@@ -61,23 +64,25 @@ Handler = Callable[..., Awaitable[Response]]
 def install_views(app: TxApp) -> None:
     """Register every JSON view on the app."""
     route_table = app.state_tables[WindowKind.TUMBLING.value]
-    tail = AlertsTail(app.bootstrap, app.topic_names.alerts, skipped=app.skipped_records)
+    tail = AlertsTail(app.kafka, app.topic_names.alerts, skipped=app.skipped_records)
     app.alerts_tail = tail  # type: ignore[attr-defined]
     started = time.monotonic()
 
     def customer_view(inner: Handler) -> Handler:
         # Validate before routing: Faust routes by the raw URL segment, so a non-canonical
-        # id ("007") would hash to another worker's partition.
+        # id ("007") would hash to another worker's partition. Faust forwards the request
+        # with all its headers (app/router.py _route_req), so the owner sees the same
+        # Authorization or session cookie and checks it the same way.
         routed = app.table_route(table=route_table, match_info="customer_id")(inner)
 
         async def get(view: View, request: Request, customer_id: str, **kwargs: Any) -> Response:
             if parse_customer_id(customer_id) is None:
                 return _error(view, 400, f"customer id must be a positive integer, "
-                                         f"got {customer_id!r}")
+                                         f"got {shown(customer_id)}")
             kind = kwargs.get("kind")
             if kind is not None and kind not in WINDOW_KINDS:
                 return _error(view, 400, f"window kind must be one of {', '.join(WINDOW_KINDS)},"
-                                         f" got {kind!r}")
+                                         f" got {shown(kind)}")
             if kind is not None and kind not in app.settings.window_kind_list:
                 return _error(view, 404, f"this deployment does not keep {kind} windows"
                                          f" (TXSTREAM_WINDOW_KINDS)")
@@ -150,7 +155,7 @@ def install_views(app: TxApp) -> None:
             limit = parse_limit(request.query.get("limit"))
             if limit is None:
                 return _error(self, 400, f"limit must be an integer from 1 to {MAX_LIMIT}, "
-                                         f"got {request.query.get('limit')!r}")
+                                         f"got {shown(request.query.get('limit'))}")
             return self.json({"alerts": tail.latest(limit)})
 
     @app.page("/stats/")
@@ -172,7 +177,10 @@ def install_views(app: TxApp) -> None:
     install_dashboard(app)
     install_metrics(app)
     install_openapi(app)
+    install_probes(app)
+    install_login(app)
     install_error_handler(app)
+    install_security(app)
 
 
 @web.middleware

@@ -149,11 +149,11 @@ async def test_dashboard_shows_the_tables_numbers(workers: WorkerFactory, tmp_pa
                    message=f"{w.name}: both workers own partitions")
 
     rows, late = _input()
-    await send_raw(workers.bootstrap, workers.topics.transactions,
+    await send_raw(workers.kafka, workers.topics.transactions,
                    [(str(r[1]).encode(), _json_line(r)) for r in rows])
     wait_until(lambda: w1.get("/dashboard/data/")[1]["events_in"] == len(rows), 60,
                message="all valid events applied")
-    await send_raw(workers.bootstrap, workers.topics.transactions,
+    await send_raw(workers.kafka, workers.topics.transactions,
                    [(str(late[1]).encode(), _json_line(late)), *INVALID])
 
     def settled() -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from app.exceptions import BrokerError
 from app.kafka.admin import ensure_topics, true_end_offsets
 from app.kafka.broker import EmbeddedBroker
+from app.kafka.security import KafkaConnection
 from app.testing import process_alive, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -75,14 +76,14 @@ def test_port_in_use_fails_with_the_log_tail() -> None:
 
 
 async def test_ensure_topics_is_idempotent_and_rejects_other_partition_counts(
-    bootstrap: str, unique_id: str
+    kafka: KafkaConnection, unique_id: str
 ) -> None:
     plain, compacted = f"{unique_id}-plain", f"{unique_id}-changelog"
     topics = {plain: 3, compacted: 2}
-    await ensure_topics(bootstrap, topics, compact={compacted})
-    await ensure_topics(bootstrap, topics, compact={compacted})  # again: a no-op
+    await ensure_topics(kafka, topics, compact={compacted})
+    await ensure_topics(kafka, topics, compact={compacted})  # again: a no-op
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka.client_kwargs())
     await admin.start()
     try:
         described = {t["topic"]: t for t in await admin.describe_topics([plain, compacted])}
@@ -105,21 +106,21 @@ async def test_ensure_topics_is_idempotent_and_rejects_other_partition_counts(
     assert configs[plain]["retention.bytes"] == "-1"
 
     with pytest.raises(BrokerError, match=rf"{plain}.*3 partitions, expected 5"):
-        await ensure_topics(bootstrap, {plain: 5})
+        await ensure_topics(kafka, {plain: 5})
 
 
 # --- true_end_offsets -----------------------------------------------------------
 
 
 async def test_true_end_offsets_counts_every_record_of_the_last_batch(
-    bootstrap: str, unique_id: str
+    kafka: KafkaConnection, unique_id: str
 ) -> None:
     topic = f"{unique_id}-offsets"
-    await ensure_topics(bootstrap, {topic: 3})
+    await ensure_topics(kafka, {topic: 3})
     multi, single, empty = (TopicPartition(topic, p) for p in range(3))
 
     # A linger makes the ten sends one batch (aiokafka's flush() still waits it out).
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=100)
+    producer = AIOKafkaProducer(**kafka.client_kwargs(), linger_ms=100)
     await producer.start()
     try:
         futures = [await producer.send(topic, b"%d" % i, partition=0) for i in range(10)]
@@ -130,7 +131,7 @@ async def test_true_end_offsets_counts_every_record_of_the_last_batch(
         await producer.stop()
     assert offsets == list(range(10))
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(**kafka.client_kwargs())
     await consumer.start()
     try:
         listed = await consumer.end_offsets([multi, single, empty])
@@ -146,18 +147,18 @@ async def test_true_end_offsets_counts_every_record_of_the_last_batch(
     assert listed[empty] == 0
 
     started = time.monotonic()
-    true = await true_end_offsets(bootstrap, [multi, single, empty])
+    true = await true_end_offsets(kafka, [multi, single, empty])
     assert true == {multi: 10, single: 1, empty: 0}
     assert time.monotonic() - started < 5
 
 
 async def test_true_end_offsets_after_several_batches_and_with_no_partitions(
-    bootstrap: str, unique_id: str
+    kafka: KafkaConnection, unique_id: str
 ) -> None:
     topic = f"{unique_id}-batches"
-    await ensure_topics(bootstrap, {topic: 1})
+    await ensure_topics(kafka, {topic: 1})
     tp = TopicPartition(topic, 0)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=100)
+    producer = AIOKafkaProducer(**kafka.client_kwargs(), linger_ms=100)
     await producer.start()
     try:
         for size in (7, 4):  # two batches: offsets 0..6, then 7..10
@@ -166,8 +167,8 @@ async def test_true_end_offsets_after_several_batches_and_with_no_partitions(
             await producer.flush()
     finally:
         await producer.stop()
-    assert await true_end_offsets(bootstrap, [tp]) == {tp: 11}
-    assert await true_end_offsets(bootstrap, []) == {}
+    assert await true_end_offsets(kafka, [tp]) == {tp: 11}
+    assert await true_end_offsets(kafka, []) == {}
 
 
 def test_broker_dies_with_a_parent_killed_outright(tmp_path: Path) -> None:

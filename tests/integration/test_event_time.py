@@ -63,10 +63,10 @@ async def test_final_windows_sessions_and_late_events_exactly_once(
         workers: WorkerFactory) -> None:
     worker = workers.start(tumbling="10s", hopping="20s/10s", sliding="10s", session_gap="10s",
                            allowed_lateness="1s", idle_timeout="1s", retention="1h")
-    await send_raw(workers.bootstrap, workers.topics.transactions, [_tx(*e) for e in EVENTS])
+    await send_raw(workers.kafka, workers.topics.transactions, [_tx(*e) for e in EVENTS])
 
     expected_count = sum(len(v) for v in EXPECTED_RESULTS.values())
-    results = await read_until(workers.bootstrap, workers.topics.window_results,
+    results = await read_until(workers.kafka, workers.topics.window_results,
                                lambda rs: len(rs) >= expected_count, timeout=90)
     got: dict[str, list[tuple[str, str, int, float]]] = {}
     for r in sorted(_decode(results), key=lambda r: (r["kind"], r["start"])):
@@ -76,13 +76,13 @@ async def test_final_windows_sessions_and_late_events_exactly_once(
     assert got == EXPECTED_RESULTS
     assert len(results) == expected_count, "each window's final result exactly once"
 
-    sessions = await read_until(workers.bootstrap, workers.topics.sessions,
+    sessions = await read_until(workers.kafka, workers.topics.sessions,
                                 lambda rs: len(rs) >= 2, timeout=60)
     assert sorted((s["start"], s["end"], s["count"], s["total"]) for s in _decode(sessions)) == (
         EXPECTED_SESSIONS)
     assert {s["duration"] for s in _decode(sessions)} == {11.0, 0.0}
 
-    late = await read_until(workers.bootstrap, workers.topics.late, lambda rs: len(rs) >= 1,
+    late = await read_until(workers.kafka, workers.topics.late, lambda rs: len(rs) >= 1,
                             timeout=30)
     (only,) = _decode(late)
     assert (only["tx_id"], only["kinds"], only["amount"]) == (
@@ -114,8 +114,8 @@ async def test_tunnel_burst_after_the_watermark_moved_on_is_late_not_lost(
     worker = workers.start(tumbling="1m", allowed_lateness="5s", idle_timeout="1h")
     now = [_tx("n1", 600, "1.00")]  # 14:10:00: the watermark reaches 14:09:55
     burst = [_tx(f"b{i}", 60 + i, "2.00") for i in range(30)]  # stored purchases from 14:01
-    await send_raw(workers.bootstrap, workers.topics.transactions, now + burst)
-    late = await read_until(workers.bootstrap, workers.topics.late, lambda rs: len(rs) >= 30,
+    await send_raw(workers.kafka, workers.topics.transactions, now + burst)
+    late = await read_until(workers.kafka, workers.topics.late, lambda rs: len(rs) >= 30,
                             timeout=60)
     assert sorted(r["tx_id"] for r in _decode(late)) == sorted(f"b{i}" for i in range(30))
     assert all("tumbling" in r["kinds"] for r in _decode(late))

@@ -115,9 +115,9 @@ async def test_fuzzed_records_are_dead_lettered_and_valid_ones_counted_exactly(
             key, value = _hostile(rng, index)
             hostile.append(value)
             records.append((key, value))
-    await send_raw(workers.bootstrap, workers.topics.transactions, records)
+    await send_raw(workers.kafka, workers.topics.transactions, records)
 
-    dead = await read_until(workers.bootstrap, workers.topics.dead_letters,
+    dead = await read_until(workers.kafka, workers.topics.dead_letters,
                             lambda rs: len(rs) >= len(hostile), timeout=120)
     assert Counter(r.value for r in dead) == Counter(hostile)
     for record in dead:
@@ -131,12 +131,12 @@ async def test_fuzzed_records_are_dead_lettered_and_valid_ones_counted_exactly(
 
     # Foreign records on the topics the worker reads back, then a restart on them.
     foreign_alerts = [b'{"alert_id": ["x"]}', b'{"alert_id": "evil-1"}', b"\x00garbage", b"[]"]
-    await send_raw(workers.bootstrap, workers.topics.alerts,
+    await send_raw(workers.kafka, workers.topics.alerts,
                    [(b"1", value) for value in foreign_alerts])
     changelog = changelog_topic(f"{workers.app_id}-v1", "tumbling")
     # Keys no customer of the test has: a foreign record under a customer's key would
     # replace that customer's state (it is then skipped, and the customer starts afresh).
-    await send_raw(workers.bootstrap, changelog, [(b"99", b'{"o": "x", "w": [[1]]}'),
+    await send_raw(workers.kafka, changelog, [(b"99", b'{"o": "x", "w": [[1]]}'),
                                                   (b"not-a-customer", b"null")], partition=0)
 
     async def skipped_alerts() -> bool:
@@ -204,7 +204,7 @@ async def test_fuzzed_http_requests_never_get_a_5xx(workers: WorkerFactory) -> N
     print(f"fuzz seed {SEED} (TXSTREAM_FUZZ_SEED={SEED} replays it)")
     await workers.create_topics()
     worker = workers.start("w1")
-    await send_raw(workers.bootstrap, workers.topics.transactions,
+    await send_raw(workers.kafka, workers.topics.transactions,
                    [(b"1", orjson.dumps(_wire(_valid(random.Random(1), 1)) | {
                        "customer_id": 1}))])
     failures: list[str] = []

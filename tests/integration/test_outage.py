@@ -104,11 +104,15 @@ async def test_a_frozen_broker_is_an_outage_the_worker_survives_with_exact_windo
     assert state["outages"] == 1 and state["last_error"]
     assert metric(worker, "txstream_broker_reachable") == 0.0
     assert (metric(worker, "txstream_broker_outages_total") or 0) == 1.0
+    status, ready = worker.get("/readyz")
+    assert status == 503 and [r.split(":")[0] for r in ready["reasons"]] == ["broker"]
     assert worker.process.running
 
     os.killpg(own_broker.pid, signal.SIGCONT)
     wait_until(lambda: (s := broker_state(worker)) and s["reachable"] is True, 30, interval=0.5,
                message="the worker saw the broker back")
+    wait_until(lambda: worker.get("/readyz")[0] == 200, 60, interval=0.5,
+               message="ready again")
     second = purchases(2)
     await send(factory, second, rate=None)
     await async_wait_until(lambda: events_in(worker, len(first) + len(second)), 90)
@@ -192,7 +196,7 @@ def _command(factory: WorkerFactory, *args: str, **settings: str) -> ManagedProc
 def test_a_command_gives_up_on_a_broker_that_does_not_answer(
         own_broker: EmbeddedBroker, factory: WorkerFactory, args: tuple[str, ...]) -> None:
     own_broker.stop()  # nothing answers on its address now
-    command = _command(factory, *args, broker_wait="3s")
+    command = _command(factory, *args, kafka_connect_timeout="3s")
     try:
         wait_until(lambda: not command.running, 30, message=f"{args[0]} gives up")
     finally:
@@ -200,18 +204,19 @@ def test_a_command_gives_up_on_a_broker_that_does_not_answer(
     log = command.log_text()
     assert code == 1
     last = log.strip().splitlines()[-1]
-    assert re.match(rf"txstream {args[0]}: the broker at 127\.0\.0\.1:\d+ did not answer "
-                    r"for 3s \(TXSTREAM_BROKER_WAIT\)", last), last
+    assert re.match(rf"txstream {args[0]}: cannot reach Kafka at 127\.0\.0\.1:\d+ within 3 s "
+                    r"\(TXSTREAM_KAFKA_CONNECT_TIMEOUT\): 127\.0\.0\.1:\d+ refused the "
+                    r"connection \(is the broker running\?\)", last), last
     assert "Traceback" not in log
 
 
 async def test_produce_that_loses_its_broker_says_how_much_was_acknowledged(
         own_broker: EmbeddedBroker, factory: WorkerFactory) -> None:
     await factory.create_topics()
-    command = _command(factory, "produce", "--rate", "500", broker_wait="3s")
+    command = _command(factory, "produce", "--rate", "500", kafka_connect_timeout="3s")
     try:
         async def some_arrived() -> bool:
-            records = await read_topic(factory.bootstrap, factory.topics.transactions)
+            records = await read_topic(factory.kafka, factory.topics.transactions)
             return len(records) >= 500
         await async_wait_until(some_arrived, 60, interval=0.5)
         os.killpg(own_broker.pid, signal.SIGSTOP)
@@ -222,6 +227,6 @@ async def test_produce_that_loses_its_broker_says_how_much_was_acknowledged(
     log = command.log_text()
     assert code == 1
     last = log.strip().splitlines()[-1]
-    assert "did not answer for 3s (TXSTREAM_BROKER_WAIT)" in last
+    assert "did not answer for 3 s (TXSTREAM_KAFKA_CONNECT_TIMEOUT)" in last
     assert re.search(r"the first [\d,]+ record\(s\) were acknowledged", last), last
     assert "Traceback" not in log

@@ -83,7 +83,7 @@ async def test_known_file_gives_exact_windows_dlq_and_alerts(
                           check=False)
     assert done.returncode == 0, done.stderr
     assert f"sent {len(VALID)} records" in done.stdout
-    await send_raw(workers.bootstrap, workers.topics.transactions,
+    await send_raw(workers.kafka, workers.topics.transactions,
                    [(key, value) for key, value, _ in INVALID])
 
     expected = expected_tumbling()
@@ -106,7 +106,7 @@ async def test_known_file_gives_exact_windows_dlq_and_alerts(
         3, 5000.11, 0.01, 4900.0, 1666.70)
 
     # Every invalid record is on the DLQ, with its original bytes and a reason.
-    dlq = await read_until(workers.bootstrap, workers.topics.dead_letters,
+    dlq = await read_until(workers.kafka, workers.topics.dead_letters,
                            lambda rs: len(rs) >= len(INVALID), timeout=60)
     assert len(dlq) == len(INVALID)
     by_value = {r.value: dict(r.headers) for r in dlq}
@@ -117,7 +117,7 @@ async def test_known_file_gives_exact_windows_dlq_and_alerts(
             workers.topics.transactions.encode())
 
     # Exactly one alert per crossing window (customers 1 and 4), none for customer 2.
-    alerts = await read_until(workers.bootstrap, workers.topics.alerts,
+    alerts = await read_until(workers.kafka, workers.topics.alerts,
                               lambda rs: len(rs) >= 2, timeout=60)
     decoded = sorted((orjson.loads(r.value or b"{}") for r in alerts),
                      key=lambda a: a["customer_id"])
@@ -162,7 +162,7 @@ async def test_alerts_command_prints_each_alert_as_it_arrives(
     with printer:
         # It reads from the end of the topic: send once it says it is listening.
         printer.wait_for_log(r"listening for alerts", timeout=30)
-        await send_raw(workers.bootstrap, workers.topics.transactions,
+        await send_raw(workers.kafka, workers.topics.transactions,
                        [(b"5", _line("big", 5, "6000.00", "2026-03-12T15:00:00Z"))])
         line = printer.wait_for_log(r"\{.*\"alert_id\".*\}", timeout=60).group(0)
     alert = orjson.loads(line)

@@ -98,7 +98,7 @@ def _by_id(records: list[TopicRecord], id_field: str) -> dict[str, list[dict[str
 
 
 async def send(factory: WorkerFactory, txs: list[Transaction], rate: float | None) -> int:
-    return await send_records(factory.bootstrap, factory.topics.transactions,
+    return await send_records(factory.kafka, factory.topics.transactions,
                               ((transaction_key(tx), encode_transaction(tx), tx.event_time_ms)
                                for tx in txs),
                               rate=rate)
@@ -123,7 +123,7 @@ async def test_sigkill_under_load_then_restart_counts_every_event_once(
     truth = ground_truth(txs)
     await assert_windows_exact(restarted, truth)
 
-    alerts = await read_until(workers.bootstrap, workers.topics.alerts,
+    alerts = await read_until(workers.kafka, workers.topics.alerts,
                               lambda rs: set(_by_id(rs, "alert_id")) >= expected_alert_ids(txs),
                               timeout=60)
     by_id = _by_id(alerts, "alert_id")
@@ -131,7 +131,7 @@ async def test_sigkill_under_load_then_restart_counts_every_event_once(
     for alert_id, copies in by_id.items():
         assert all(copy == copies[0] for copy in copies), f"repeats of {alert_id} differ"
 
-    results = await read_until(workers.bootstrap, workers.topics.window_results,
+    results = await read_until(workers.kafka, workers.topics.window_results,
                                lambda rs: len(rs) > 0, timeout=30)
     for result_id, copies in _by_id(results, "result_id").items():
         assert all(copy == copies[0] for copy in copies), f"repeats of {result_id} differ"
@@ -189,13 +189,13 @@ async def _source_ends(workers: WorkerFactory) -> dict[int, int]:
     """End offset of each partition of the test's transactions topic."""
     topic = workers.topics.transactions
     ends = await true_end_offsets(
-        workers.bootstrap, [TopicPartition(topic, p) for p in range(PARTITIONS)])
+        workers.kafka, [TopicPartition(topic, p) for p in range(PARTITIONS)])
     return {tp.partition: offset for tp, offset in ends.items()}
 
 
 async def _committed(workers: WorkerFactory) -> dict[int, int]:
     """The worker group's committed offset of each transactions partition (-1: none)."""
-    return await committed_offsets(workers.bootstrap, f"{workers.app_id}-v1",
+    return await committed_offsets(workers.kafka, f"{workers.app_id}-v1",
                                    workers.topics.transactions, PARTITIONS)
 
 

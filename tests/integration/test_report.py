@@ -70,7 +70,7 @@ def encoded(index: int) -> tuple[bytes, bytes]:
 async def send_input(workers: WorkerFactory) -> None:
     records = [encoded(i) for i in range(LATE_INDEX + 1)] + INVALID + [
         encoded(i) for i in range(LATE_INDEX + 1, len(VALID))]
-    await send_raw(workers.bootstrap, workers.topics.transactions, records)
+    await send_raw(workers.kafka, workers.topics.transactions, records)
 
 
 # -- processes ------------------------------------------------------------------------
@@ -126,7 +126,7 @@ async def wait_applied(workers: WorkerFactory, version: int = 1,
     async def applied() -> bool:
         for kind in kinds:
             topic = changelog_topic(f"{workers.app_id}-v{version}", kind)
-            parts = await read_changelog(workers.bootstrap, topic)
+            parts = await read_changelog(workers.kafka, topic)
             done = sum(orjson.loads(p.meta)["o"] + 1 for p in (parts or {}).values() if p.meta)
             if done != RECORDS:
                 return False
@@ -211,7 +211,7 @@ async def test_report_output_and_check_against_the_live_tables(workers: WorkerFa
     # A damaged live table: customer 2's first window gets one grosz too much, written as
     # a complete flush (customer record, then the partition record).
     topic = changelog_topic(f"{workers.app_id}-v1", "tumbling")
-    parts = await read_changelog(workers.bootstrap, topic)
+    parts = await read_changelog(workers.kafka, topic)
     assert parts is not None
     part = next(p for p in parts.values() if b"2" in p.records)
     assert part.meta is not None
@@ -219,7 +219,7 @@ async def test_report_output_and_check_against_the_live_tables(workers: WorkerFa
     first = next(w for w in record["w"] if w[0] == parse_time(at("14:00:00")))
     assert first[1:3] == [1, 1000]
     first[2] += 1
-    await send_raw(workers.bootstrap, topic,
+    await send_raw(workers.kafka, topic,
                    [(b"2", orjson.dumps(record)), (META_KEY, part.meta)],
                    partition=part.partition)
     damaged = txstream(worker.env, "report", "--check")
@@ -248,7 +248,7 @@ def _output_ids(record: TopicRecord, topic: str, topics: Any) -> str:
 async def _ends(workers: WorkerFactory, topic: str) -> dict[int, int]:
     from aiokafka import TopicPartition
 
-    ends = await true_end_offsets(workers.bootstrap,
+    ends = await true_end_offsets(workers.kafka,
                                   [TopicPartition(topic, p) for p in range(4)])
     return {tp.partition: offset for tp, offset in ends.items()}
 
@@ -256,7 +256,7 @@ async def _ends(workers: WorkerFactory, topic: str) -> dict[int, int]:
 async def _tables(workers: WorkerFactory, version: int) -> dict[str, dict[int, Any]]:
     tables: dict[str, dict[int, Any]] = {}
     for kind in KINDS:
-        parts = await read_changelog(workers.bootstrap,
+        parts = await read_changelog(workers.kafka,
                                      changelog_topic(f"{workers.app_id}-v{version}", kind))
         assert parts is not None, (kind, version)
         tables[kind] = {p: {k: orjson.loads(v) for k, v in part.records.items()}
@@ -296,14 +296,14 @@ async def test_replay_equals_live_and_rebuilds_history_with_new_settings(
     assert _windows(live)[1] == [(parse_time(at(c)), n, cents) for c, n, cents in [
         ("14:00:00", 2, 505000), ("14:20:00", 1, 2000), ("15:00:00", 1, 4000)]]
     for topic in outputs:
-        records = await read_topic(workers.bootstrap, topic)
+        records = await read_topic(workers.kafka, topic)
         before = {_output_ids(r, topic, topics): r.value for r in records
                   if r.offset < live_ends[topic][r.partition]}
         after = {_output_ids(r, topic, topics): r.value for r in records
                  if r.offset >= live_ends[topic][r.partition]}
         assert before, topic
         assert after == before, topic
-    alerts = [orjson.loads(r.value or b"") for r in await read_topic(workers.bootstrap,
+    alerts = [orjson.loads(r.value or b"") for r in await read_topic(workers.kafka,
                                                                      topics.alerts)]
     assert sorted({a["alert_id"] for a in alerts}) == [
         f"1:{parse_time(at('14:00:00'))}", f"3:{parse_time(at('14:25:00'))}"]
@@ -336,7 +336,7 @@ async def test_replay_equals_live_and_rebuilds_history_with_new_settings(
     v2 = f"{workers.app_id}-v2"
     assert f"deleted state version 2: topics: {', '.join(sorted(version_topics(v2)))}" in (
         dropped.out)
-    assert await topic_partitions(workers.bootstrap, version_topics(v2)) == {}
-    assert set((await committed_offsets(workers.bootstrap, v2, topics.transactions,
+    assert await topic_partitions(workers.kafka, version_topics(v2)) == {}
+    assert set((await committed_offsets(workers.kafka, v2, topics.transactions,
                                         4)).values()) == {-1}
-    assert await topic_partitions(workers.bootstrap, version_topics(f"{workers.app_id}-v1"))
+    assert await topic_partitions(workers.kafka, version_topics(f"{workers.app_id}-v1"))

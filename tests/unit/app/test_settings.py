@@ -50,7 +50,23 @@ def test_defaults() -> None:
         "window_kinds": "tumbling,hopping,sliding,session",
         "fetch_max_wait": "100ms",
         "max_event_ahead": "5m",
-        "broker_wait": "60s",
+        "kafka_security_protocol": "PLAINTEXT",
+        "kafka_sasl_mechanism": None,
+        "kafka_username": None,
+        "kafka_password": None,
+        "kafka_password_file": None,
+        "kafka_ca_file": None,
+        "kafka_cert_file": None,
+        "kafka_key_file": None,
+        "kafka_check_hostname": True,
+        "kafka_connect_timeout": "30s",
+        "web_token": None,
+        "web_token_file": None,
+        "metrics_token": None,
+        "metrics_token_file": None,
+        "web_cert_file": None,
+        "web_key_file": None,
+        "web_ca_file": None,
     }
 
 
@@ -69,7 +85,6 @@ def test_defaults__parsed_values() -> None:
         "session_timeout_ms": settings.session_timeout_ms,
         "alert_threshold_cents": settings.alert_threshold_cents,
         "max_event_ahead_ms": settings.max_event_ahead_ms,
-        "broker_wait_ms": settings.broker_wait_ms,
         "bootstrap_servers": settings.bootstrap_servers,
     }
     assert parsed == {
@@ -85,7 +100,6 @@ def test_defaults__parsed_values() -> None:
         "session_timeout_ms": 10_000,
         "alert_threshold_cents": 500_000,
         "max_event_ahead_ms": 300_000,
-        "broker_wait_ms": 60_000,
         "bootstrap_servers": ["localhost:9092"],
     }
 
@@ -203,7 +217,6 @@ def test_dotenv_bad_value__names_the_variable(tmp_path: Path) -> None:
         ("BROKER", "http://a:9092", "expected kafka://host:port[,host:port...]"),
         ("APP_ID", "tx stream", "use only letters, digits, '.', '_' and '-'"),
         ("MAX_EVENT_AHEAD", "soon", f"not a duration ({DURATION_HINT})"),
-        ("BROKER_WAIT", "0s", "must be greater than zero"),
         ("APP_ID", "", "use only letters, digits, '.', '_' and '-'"),
         ("WEB_HOST", "", "expected a host name or IP address"),
         ("WEB_PORT", "0", "expected an integer port 1..65535"),

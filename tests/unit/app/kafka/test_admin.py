@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.exceptions import BrokerError
-from app.kafka.admin import parse_broker_url
+from app.kafka.security import parse_broker_url
 
 
 @pytest.mark.parametrize(

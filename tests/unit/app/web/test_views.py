@@ -117,13 +117,16 @@ def test_openapi__documents_exactly_the_app_views_with_examples(tx_app: TxApp) -
     assert document["openapi"].startswith("3.")
     assert set(document["paths"]) == set(tx_app.web.views)
     for path, item in document["paths"].items():
-        ok = item["get"]["responses"]["200"]
-        assert item["get"]["summary"], path
-        for media, content in ok["content"].items():
-            if media != "text/html" and path != "/openapi.json":
-                assert "example" in content or "examples" in content, path
-        for name in re.findall(r"{(\w+)}", path):
-            assert name in {p["name"] for p in item["get"]["parameters"]}, (path, name)
+        for method, operation in item.items():
+            assert operation["summary"], path
+            for name in re.findall(r"{(\w+)}", path):
+                assert name in {p["name"] for p in operation["parameters"]}, (path, name)
+            if method != "get":
+                continue
+            ok = operation["responses"]["200"]
+            for media, content in ok["content"].items():
+                if media != "text/html" and path != "/openapi.json":
+                    assert "example" in content or "examples" in content, path
     schemas = document["components"]["schemas"]
     for ref in _refs(document):
         assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas
@@ -140,5 +143,11 @@ def test_dashboard_page__self_contained_with_its_script_pinned_by_hash() -> None
     assert len(scripts) == 1
     digest = base64.b64encode(hashlib.sha256(scripts[0].encode()).digest()).decode()
     assert f"script-src 'sha256-{digest}';" in policy
+    styles = re.findall(r"<style>(.*?)</style>", html, flags=re.DOTALL)
+    assert len(styles) == 1
+    assert not re.search(r"\sstyle\s*=", html), "no style attribute (the policy would block it)"
+    digest = base64.b64encode(hashlib.sha256(styles[0].encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}';" in policy
+    assert "unsafe-inline" not in policy
     assert "default-src 'none'" in policy and "connect-src 'self'" in policy
     assert "innerHTML" not in html  # data only ever becomes text nodes
