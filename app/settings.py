@@ -53,6 +53,7 @@ _EXPECTED: dict[str, str] = {
     "fetch_max_wait": f"a duration ({_DURATION_HINT})",
     "window_kinds": "a comma-separated list of tumbling, hopping, sliding, session "
     "(tumbling is required)",
+    "duplicate_horizon": f"a duration ({_DURATION_HINT}), or nothing for TXSTREAM_RETENTION",
 }
 
 
@@ -125,6 +126,9 @@ class Settings(BaseSettings):
     - ``TXSTREAM_TOPIC_PREFIX`` [empty]: put before every input and output topic name
       (``test1-transactions``), so tests and tenants can share a broker; letters,
       digits, ``.``, ``_``, ``-``.
+    - ``TXSTREAM_DUPLICATE_HORIZON`` [empty: the retention]: how long (event time) an
+      applied tx_id is remembered, so that the same tx_id again is skipped as a duplicate
+      (or dead-lettered if its content differs); at least the largest window.
 
     Build it with :meth:`load`, which turns validation errors into a
     :class:`~app.exceptions.SettingsError` naming the variable.
@@ -164,6 +168,7 @@ class Settings(BaseSettings):
     topic_prefix: str = ""
     window_kinds: str = "tumbling,hopping,sliding,session"
     fetch_max_wait: str = "100ms"
+    duplicate_horizon: str = ""
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -257,6 +262,14 @@ class Settings(BaseSettings):
         _duration(value, positive=False)
         return value.strip()
 
+    @field_validator("duplicate_horizon")
+    @classmethod
+    def _check_optional_duration(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            _duration(value, positive=True)
+        return value
+
     @field_validator("hopping")
     @classmethod
     def _check_hopping(cls, value: str) -> str:
@@ -296,6 +309,14 @@ class Settings(BaseSettings):
             msg = (
                 f"{ENV_PREFIX}RETENTION={self.retention!r}: must be at least the largest window, "
                 f"{ENV_PREFIX}{name} {format_duration(largest)}"
+            )
+            raise ValueError(msg)
+        # A duplicate older than the horizon is then late for every window, so it can
+        # never be counted twice (see tables/dedupe.py).
+        if self.duplicate_horizon and self.duplicate_horizon_ms < largest:
+            msg = (
+                f"{ENV_PREFIX}DUPLICATE_HORIZON={self.duplicate_horizon!r}: must be at least "
+                f"the largest window, {ENV_PREFIX}{name} {format_duration(largest)}"
             )
             raise ValueError(msg)
         return self
@@ -341,6 +362,12 @@ class Settings(BaseSettings):
     def retention_ms(self) -> int:
         """How long (event time) closed windows stay in the tables, in ms."""
         return parse_duration(self.retention)
+
+    @property
+    def duplicate_horizon_ms(self) -> int:
+        """How long (event time) an applied tx_id is remembered, in ms (default: retention)."""
+        return parse_duration(self.duplicate_horizon) if self.duplicate_horizon else (
+            self.retention_ms)
 
     @property
     def fetch_max_wait_ms(self) -> int:
@@ -405,4 +432,5 @@ def window_config(settings: Settings) -> WindowConfig:
         idle_timeout_ms=settings.idle_timeout_ms,
         retention_ms=settings.retention_ms,
         alert_threshold_cents=settings.alert_threshold_cents,
+        duplicate_horizon_ms=settings.duplicate_horizon_ms,
     )

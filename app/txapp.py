@@ -11,6 +11,7 @@ from faust.types import TransportT
 from app.kafka.admin import ensure_topics, parse_broker_url
 from app.kafka.transport import BatchingConsumer, BatchingTransport
 from app.records.speedups import COMPILED
+from tables.dedupe import TXIDS
 
 from .gctuning import tune_gc
 from .settings import Settings
@@ -124,4 +125,8 @@ def build_app(settings: Settings) -> TxApp:
                         options=dict(ROCKSDB_OPTIONS))
         for kind in settings.window_kind_list
     }
+    app.state_tables[TXIDS] = app.Table(
+        TXIDS, partitions=settings.partitions, key_type=bytes, value_type=bytes,
+        help="duplicate check: one record per tx_id applied within the horizon, plus ~partition",
+        options=dict(ROCKSDB_OPTIONS))
     return app

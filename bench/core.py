@@ -13,7 +13,7 @@ import argparse
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from agents.batches import RecordBatches
@@ -40,9 +40,25 @@ def _send(out: Outputs, partition: int, topics: TopicNames) -> int:
             + len(out.sessions) + len(out.late))
 
 
+def txids_memory(states: Iterable[PartitionState]) -> tuple[int, int]:
+    """tx_ids the duplicate checks hold, and the bytes of their ids, entries, dicts and
+    release schedules (``sys.getsizeof``: the objects themselves, not the allocator's)."""
+    held = size = 0
+    for state in states:
+        txids = state.txids
+        held += len(txids.seen)
+        size += sys.getsizeof(txids.seen) + sys.getsizeof(txids.older)
+        size += sum(sys.getsizeof(tx_id) + sys.getsizeof(entry)
+                    for tx_id, entry in txids.seen.items())
+        buckets = txids._release.buckets
+        size += sys.getsizeof(buckets) + sum(sys.getsizeof(b) for b in buckets.values())
+    return held, size
+
+
 def _time_kinds(states: dict[int, PartitionState], spent: dict[str, float],
                 clock: Callable[[], float]) -> None:
-    """Wrap each kind's ``apply_batch`` and ``advance`` so their time adds to ``spent``."""
+    """Wrap the duplicate check's and each kind's ``apply_batch`` and ``advance`` so their
+    time adds to ``spent``."""
 
     def timed(method: Callable[..., Any], stage: str) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -54,6 +70,9 @@ def _time_kinds(states: dict[int, PartitionState], spent: dict[str, float],
         return wrapper
 
     for state in states.values():
+        # The duplicate check first, as the core runs it.
+        state.txids.apply_batch = timed(  # type: ignore[method-assign]
+            state.txids.apply_batch, "  txids check")
         for kind, kind_state in state.kinds.items():
             kind_state.apply_batch = timed(  # type: ignore[method-assign]
                 kind_state.apply_batch, f"  {kind} apply")
@@ -109,9 +128,9 @@ def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: 
                 t4 = clock()
                 changelogs = RecordBatches(producer=None)
                 for partition_state in states.values():
-                    for kind, kind_state in partition_state.kinds.items():
-                        records = kind_state.dump_dirty()
-                        changelogs.to(kind, partition_state.partition).extend(
+                    for name, table_state in partition_state.tables.items():
+                        records = table_state.dump_dirty()
+                        changelogs.to(name, partition_state.partition).extend(
                             (key, value, None) for key, value in records)
                         counts["state records"] += len(records)
                 spent["dump"] += clock() - t4
@@ -125,6 +144,13 @@ def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: 
                 print(f"  {part:<18} {part_seconds / events * 1e6:7.2f} us/event")
     print(f"  {'total':<7} {total / events * 1e6:7.2f} us/event  ({events / total:,.0f} events/s)")
     print(f"  outputs {counts['outputs']:,}, state records {counts['state records']:,}")
+    held, held_bytes = txids_memory(states.values())
+    for state in states.values():
+        state.release_memory()  # what the next flush would let go
+    kept, kept_bytes = txids_memory(states.values())
+    print(f"  duplicate check: {held:,} tx_ids held at the end, {held_bytes / 1e6:.1f} MB; "
+          f"{kept:,} within the horizon, {kept_bytes / 1e6:.1f} MB "
+          f"({kept_bytes / max(kept, 1):.0f} bytes each: id, entry, dict slot, schedule)")
     print("command: python -m bench.core " + " ".join(sys.argv[1:]))
 
 

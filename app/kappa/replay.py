@@ -31,7 +31,7 @@ from aiokafka.protocol.types import Array, Int16, Int32, Schema, String
 from app.exceptions import BrokerError, ReplayError
 from app.kafka.changelog import changelog_topic, end_offsets, topic_partitions
 from app.process import ManagedProcess
-from tables.partition import KINDS
+from tables.partition import TABLES
 
 __all__ = [
     "DropResult",
@@ -55,7 +55,7 @@ _GROUP_ID_NOT_FOUND = 69
 
 def version_topics(faust_app_id: str) -> list[str]:
     """Every topic Faust creates for one state version: table changelogs, leader topic."""
-    return [*(changelog_topic(faust_app_id, kind) for kind in KINDS),
+    return [*(changelog_topic(faust_app_id, table) for table in TABLES),
             f"{faust_app_id}-__assignor-__leader"]
 
 
@@ -218,7 +218,8 @@ def _applied(url: str | None) -> int:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             stats = orjson.loads(response.read())
-        return int(stats["events_in"]) + int(stats["dead_letters"])
+        return (int(stats["events_in"]) + int(stats["dead_letters"])
+                + int(stats.get("duplicates", 0)))
     except (OSError, ValueError, KeyError, TypeError):
         return 0  # not listening yet, or shutting down
 
