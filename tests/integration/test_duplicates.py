@@ -84,6 +84,28 @@ async def test_a_file_loaded_twice_counts_once_and_a_conflicting_repeat_is_dead_
             _metric(worker, "txstream_duplicate_conflicts_total"),
             _metric(worker, "txstream_dead_letters_total")) == (len(VALID), 1, 1)
 
+    # The batch report and the live-table check apply the same rule through the same core.
+    tumbling = changelog_topic(f"{workers.app_id}-v1", "tumbling")
+
+    async def all_flushed() -> bool:
+        parts = await read_changelog(workers.bootstrap, tumbling) or {}
+        return sum(orjson.loads(p.meta)["o"] + 1 for p in parts.values()
+                   if p.meta) == 2 * len(VALID) + 1
+
+    await async_wait_until(all_flushed, 60, interval=0.3, message="live tables flushed")
+    check = subprocess.run([sys.executable, "-m", "app", "report", "--check"],
+                           env={**worker.env}, capture_output=True, text=True, timeout=90,
+                           check=False)
+    assert check.returncode == 0, check.stderr
+    assert "no differences" in check.stderr
+    report = subprocess.run([sys.executable, "-m", "app", "report", "--format", "json"],
+                            env={**worker.env}, capture_output=True, text=True, timeout=90,
+                            check=False)
+    assert report.returncode == 0, report.stderr
+    assert sum(row["count"] for row in orjson.loads(report.stdout)) == len(VALID)
+    assert f"skipped {len(VALID)} duplicate(s)" in report.stderr
+    assert "skipped 1 invalid record(s), 1 of them repeating an earlier tx_id" in report.stderr
+
 
 def _repeats(txs: list[Transaction], count: int, seed: int) -> list[Transaction]:
     """``txs`` with ``count`` repeats, each a little after its original (a retried send)."""

@@ -104,6 +104,25 @@ def test_rows_of_a_fixed_input_are_exact_and_drop_late_events(batch: int) -> Non
     assert (report.events, report.invalid, report.late) == (10, 2, 2)
 
 
+def test_repeated_purchases_are_skipped_as_live_processing_skips_them() -> None:
+    # Every valid record of INPUT sent again right after its original (an outbox relayed
+    # twice), and one with another amount (dead-lettered live, skipped here).
+    report = WindowReport(HOURLY)
+    for partition in (0, 1):
+        records: list[tuple[int, Transaction | None]] = []
+        for _, _, record in (r for r in INPUT if r[0] == partition):
+            records.append((len(records), record))
+            if record is not None:
+                records.append((len(records), record))
+        last = [r for _, r in records if r is not None][-1]
+        records.append((len(records), Transaction(last.tx_id, last.customer_id,
+                                                  last.amount_cents + 1, "PLN",
+                                                  last.event_time_ms)))
+        report.apply(partition, records)
+    assert (report.rows(), report.events, report.duplicates, report.invalid,
+            report.conflicts, report.late) == (EXPECTED, 10, 10, 4, 2, 2)
+
+
 def test_include_late_counts_every_valid_transaction() -> None:
     report = run(report_config(LIVE, HOUR, include_late=True))
     assert report.rows() == [
