@@ -55,6 +55,8 @@ class Pipeline:
         self.config = window_config(app.settings)
         self.kinds = app.settings.window_kind_list
         self.topics = app.topic_names
+        #: False with TXSTREAM_OUTPUTS=none: state only (a quiet replay).
+        self.emit = app.settings.outputs != "none"
         self.states: dict[int, PartitionState] = {}
         self.throughput = Throughput()
         self.outputs_sent = OutputCounters()
@@ -149,12 +151,14 @@ class Pipeline:
         return RecordBatches(self.app.producer._ensure_producer())  # type: ignore[attr-defined]
 
     def _send(self, batches: RecordBatches, partition: int, out: Outputs) -> None:
-        if out:
+        if out and self.emit:
             self.outputs_sent.add(partition, out)
             append_outputs(batches, self.topics, partition, out)
 
     def _dead_letter(self, batches: RecordBatches, tp: TP, record: Any,
                            reason: str) -> None:
+        if not self.emit:
+            return
         headers = dead_letter_headers(reason, tp.topic, tp.partition, record.offset)
         batches.add(self.topics.dead_letters, tp.partition, record.key, record.value,
                           None, headers)

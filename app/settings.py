@@ -14,7 +14,7 @@ from tables.windows import WindowConfig
 from .durations import format_duration, parse_duration
 from .exceptions import SettingsError
 
-__all__ = ["ENV_PREFIX", "Settings", "window_config"]
+__all__ = ["ENV_PREFIX", "OUTPUT_MODES", "Settings", "window_config"]
 
 ENV_PREFIX = "TXSTREAM_"
 
@@ -25,6 +25,8 @@ _HOST_PORT = re.compile(
 _APP_ID = re.compile(r"[A-Za-z0-9._-]+")
 _MONEY = re.compile(r"[0-9]+(?:\.[0-9]{1,2})?")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
+#: Where a worker sends its output records (TXSTREAM_OUTPUTS).
+OUTPUT_MODES = ("live", "none", "versioned")
 
 # What each field expects, for errors pydantic raises itself (wrong type, out of range):
 # its own wording ("Input should be greater than or equal to 1") names no variable.
@@ -54,6 +56,7 @@ _EXPECTED: dict[str, str] = {
     "window_kinds": "a comma-separated list of tumbling, hopping, sliding, session "
     "(tumbling is required)",
     "duplicate_horizon": f"a duration ({_DURATION_HINT}), or nothing for TXSTREAM_RETENTION",
+    "outputs": "one of live, none, versioned",
 }
 
 
@@ -129,6 +132,10 @@ class Settings(BaseSettings):
     - ``TXSTREAM_DUPLICATE_HORIZON`` [empty: the retention]: how long (event time) an
       applied tx_id is remembered, so that the same tx_id again is skipped as a duplicate
       (or dead-lettered if its content differs); at least the largest window.
+    - ``TXSTREAM_OUTPUTS`` [live]: where the worker sends alerts, window results,
+      sessions, late events and dead letters: ``live`` (the topics), ``versioned``
+      (the same names with ``-v{TXSTREAM_STATE_VERSION}`` appended) or ``none`` (state
+      only; ``txstream replay`` sets it for its worker).
 
     Build it with :meth:`load`, which turns validation errors into a
     :class:`~app.exceptions.SettingsError` naming the variable.
@@ -169,6 +176,7 @@ class Settings(BaseSettings):
     window_kinds: str = "tumbling,hopping,sliding,session"
     fetch_max_wait: str = "100ms"
     duplicate_horizon: str = ""
+    outputs: Literal["live", "none", "versioned"] = "live"
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -270,6 +278,16 @@ class Settings(BaseSettings):
             _duration(value, positive=True)
         return value
 
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _check_outputs(cls, value: Any) -> Any:
+        # Before pydantic's Literal check, so the error shows the value as written.
+        mode = value.strip().lower() if isinstance(value, str) else value
+        if mode not in OUTPUT_MODES:
+            msg = "expected one of live, none, versioned"
+            raise ValueError(msg)
+        return mode
+
     @field_validator("hopping")
     @classmethod
     def _check_hopping(cls, value: str) -> str:
@@ -368,6 +386,11 @@ class Settings(BaseSettings):
         """How long (event time) an applied tx_id is remembered, in ms (default: retention)."""
         return parse_duration(self.duplicate_horizon) if self.duplicate_horizon else (
             self.retention_ms)
+
+    @property
+    def output_suffix(self) -> str:
+        """Appended to every output topic name: ``-vN`` with versioned outputs, else empty."""
+        return f"-v{self.state_version}" if self.outputs == "versioned" else ""
 
     @property
     def fetch_max_wait_ms(self) -> int:

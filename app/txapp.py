@@ -64,11 +64,16 @@ class TxApp(faust.App):
         # Faust does not create source topics and the embedded broker would auto-create
         # them with the wrong partition count (BROKER.md fact 5): create them first.
         if not self.client_only:
-            await ensure_topics(self.bootstrap, dict.fromkeys(
-                self.topic_names.all(), self.settings.partitions))
+            names = self.topic_names
+            topics = names.all() if self.settings.outputs != "none" else [names.transactions]
+            await ensure_topics(self.bootstrap, dict.fromkeys(topics, self.settings.partitions))
         # Faust creates only the last level of its data directory.
         self.conf.datadir.mkdir(parents=True, exist_ok=True)
         tune_gc()
+        if self.settings.outputs != "live":
+            logger.info("outputs (TXSTREAM_OUTPUTS=%s): %s", self.settings.outputs,
+                        "none, state only" if self.settings.outputs == "none"
+                        else ", ".join(self.topic_names.outputs()))
         logger.info("record encoders and parser: %s", "compiled" if COMPILED else
                     "Python (app/records/_speedups.pyx was not built: no C compiler at install?)")
         await super().on_first_start()
@@ -118,7 +123,7 @@ def build_app(settings: Settings) -> TxApp:
         autodiscover=False,
     )
     app.settings = settings
-    app.topic_names = TopicNames(settings.topic_prefix)
+    app.topic_names = TopicNames(settings.topic_prefix, settings.output_suffix)
     app.state_tables = {
         kind: app.Table(kind, partitions=settings.partitions, key_type=bytes, value_type=bytes,
                         help=f"{kind} state: one record per customer, plus ~partition",

@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import Array, Int16, Int32, Schema, String
 
 from app.exceptions import BrokerError, ReplayError
+from app.kafka.admin import ensure_topics
 from app.kafka.changelog import changelog_topic, end_offsets, topic_partitions
 from app.process import ManagedProcess
 from tables.partition import TABLES
@@ -131,6 +132,9 @@ class ReplayPlan:
     #: The replay worker's ``/stats/`` view, for progress between offset commits.
     stats_url: str | None = None
     cwd: Path | None = None
+    #: Topics to create (name -> partitions) before the worker starts: its versioned
+    #: output topics (the embedded broker would create them with 4 partitions).
+    create_topics: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +172,8 @@ async def run_replay(bootstrap: str, plan: ReplayPlan, *, resume: bool,
         say(f"nothing to replay: {plan.source} is empty, so version {plan.new_version} "
             "starts empty")
         return ReplayResult(0, 0.0)
+    if plan.create_topics:
+        await ensure_topics(bootstrap, plan.create_topics)
     started = time.monotonic()
     worker = ManagedProcess([sys.executable, "-m", "app", "worker", "-l", "info"],
                             env=plan.env, cwd=plan.cwd, log_path=plan.log_path,
@@ -261,8 +267,10 @@ class DropResult:
     group_deleted: bool
 
 
-async def drop_version(bootstrap: str, faust_app_id: str, *, force: bool) -> DropResult:
-    """Delete a state version's changelog (and leader) topics and its consumer group.
+async def drop_version(bootstrap: str, faust_app_id: str, *, force: bool,
+                       output_topics: list[str] | None = None) -> DropResult:
+    """Delete a state version's changelog (and leader) topics, its consumer group, and
+    those of ``output_topics`` that exist (its versioned outputs).
 
     Refused while the group has members, unless ``force``: deleting the changelogs under
     running workers loses their state (and the embedded broker re-creates a topic that a
@@ -274,7 +282,8 @@ async def drop_version(bootstrap: str, faust_app_id: str, *, force: bool) -> Dro
             f"consumer group {faust_app_id!r} still has {members} member(s): workers of that "
             "version are running (on the embedded broker a stopped first-generation worker "
             "stays listed, BROKER.md fact 4); stop them first, or pass --force")
-    topics = sorted(await topic_partitions(bootstrap, version_topics(faust_app_id)))
+    topics = sorted(await topic_partitions(
+        bootstrap, [*version_topics(faust_app_id), *(output_topics or [])]))
 
     async def delete(admin: AIOKafkaAdminClient) -> bool:
         if topics:

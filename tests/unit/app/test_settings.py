@@ -50,6 +50,7 @@ def test_defaults() -> None:
         "window_kinds": "tumbling,hopping,sliding,session",
         "fetch_max_wait": "100ms",
         "duplicate_horizon": "",
+        "outputs": "live",
     }
 
 
@@ -69,6 +70,7 @@ def test_defaults__parsed_values() -> None:
         "alert_threshold_cents": settings.alert_threshold_cents,
         "bootstrap_servers": settings.bootstrap_servers,
         "duplicate_horizon_ms": settings.duplicate_horizon_ms,
+        "output_suffix": settings.output_suffix,
     }
     assert parsed == {
         "tumbling_ms": 300_000,
@@ -84,6 +86,7 @@ def test_defaults__parsed_values() -> None:
         "alert_threshold_cents": 500_000,
         "bootstrap_servers": ["localhost:9092"],
         "duplicate_horizon_ms": 7_200_000,  # the retention
+        "output_suffix": "",
     }
 
 
@@ -242,6 +245,8 @@ def test_dotenv_bad_value__names_the_variable(tmp_path: Path) -> None:
         ("TOPIC_PREFIX", "a/b-", "use only letters, digits, '.', '_' and '-' (or nothing)"),
         ("DUPLICATE_HORIZON", "2 hours", f"not a duration ({DURATION_HINT})"),
         ("DUPLICATE_HORIZON", "0s", "must be greater than zero"),
+        ("OUTPUTS", "quiet", "expected one of live, none, versioned"),
+        ("OUTPUTS", "", "expected one of live, none, versioned"),
     ],
 )
 def test_bad_value__names_the_variable(
@@ -277,6 +282,12 @@ def test_duplicate_horizon__default_follows_the_retention_and_can_be_set() -> No
             Settings.load(retention="6h", duplicate_horizon=" 30m ").duplicate_horizon_ms,
             window_config(Settings.load(duplicate_horizon="1h")).duplicate_horizon_ms) == (
         6 * 3_600_000, 30 * 60_000, 3_600_000)
+
+
+def test_outputs__versioned_topics_carry_the_state_version() -> None:
+    assert [(s.outputs, s.output_suffix) for s in (
+        Settings.load(outputs="Versioned", state_version=3), Settings.load(outputs=" none"),
+        Settings.load())] == [("versioned", "-v3"), ("none", ""), ("live", "")]
 
 
 def test_retention_equal_to_largest_window_is_enough() -> None:
