@@ -14,10 +14,10 @@ from faust.types import TP
 
 from app.exceptions import BrokerError, TxstreamError
 from app.records.decode import Decoder
-from app.records.outputs import dead_letter_headers
+from app.records.outputs import conflict_reason, dead_letter_headers
 from app.settings import window_config
 from tables.faust_tables import TableWrite, dirty_records, load_partition, store_records
-from tables.outputs import Outputs
+from tables.outputs import DuplicateConflict, Outputs
 from tables.partition import PartitionState
 
 from .batches import RecordBatches, SentBatch
@@ -46,9 +46,10 @@ class Pipeline:
     """Applies source batches to per-partition state and sends what the core produces.
 
     Order per flush, which makes a crash at any point safe (DESIGN.md): outputs are sent
-    as batches are applied; at a flush we wait until the broker has them, then write each
-    changed customer once per table (partition record last), then release the offsets;
-    Faust's committer flushes the producer (changelogs acknowledged) before it commits.
+    as batches are applied (conflicting duplicates to the dead-letter topic); at a flush
+    we wait until the broker has them, then write each changed record once per window
+    kind's table (partition record last), then, once those are acknowledged, the
+    duplicate check's table, then release the offsets for Faust's committer.
     """
 
     def __init__(self, app: TxApp) -> None:
@@ -56,6 +57,8 @@ class Pipeline:
         self.config = window_config(app.settings)
         self.kinds = app.settings.window_kind_list
         self.topics = app.topic_names
+        #: False with TXSTREAM_OUTPUTS=none: state only (a quiet replay).
+        self.emit = app.settings.outputs != "none"
         self.states: dict[int, PartitionState] = {}
         self.throughput = Throughput()
         self.outputs_sent = OutputCounters()
@@ -104,6 +107,8 @@ class Pipeline:
                 parsed = self.decoder.decode(
                     records, wall, partial(self._dead_letter, batches, tp))
                 out = state.apply(parsed, wall)
+                if out.conflicts:
+                    self._reject_conflicts(batches, tp, records, out.conflicts)
                 self._send(batches, tp.partition, out)
                 self._applied[tp] = records[-1].offset
                 self.throughput.add(len(records))
@@ -169,15 +174,25 @@ class Pipeline:
         return RecordBatches(self.app.producer._ensure_producer())  # type: ignore[attr-defined]
 
     def _send(self, batches: RecordBatches, partition: int, out: Outputs) -> None:
-        if out:
+        if out and self.emit:
             self.outputs_sent.add(partition, out)
             append_outputs(batches, self.topics, partition, out)
 
     def _dead_letter(self, batches: RecordBatches, tp: TP, record: Any,
                            reason: str) -> None:
+        if not self.emit:
+            return
         headers = dead_letter_headers(reason, tp.topic, tp.partition, record.offset)
         batches.add(self.topics.dead_letters, tp.partition, record.key, record.value,
                           None, headers)
+
+    def _reject_conflicts(self, batches: RecordBatches, tp: TP, records: list[Any],
+                          conflicts: list[DuplicateConflict]) -> None:
+        """Dead-letter each conflicting duplicate with its original bytes (rare)."""
+        by_offset = {record.offset: record for record in records}
+        for conflict in conflicts:
+            self._dead_letter(batches, tp, by_offset[conflict.offset],
+                              conflict_reason(conflict))
 
     # -- state ----------------------------------------------------------------------------
 
@@ -211,47 +226,25 @@ class Pipeline:
         pending, self._pending = self._pending, []
         if pending:
             await asyncio.gather(*(sent.future for sent in pending))
-        # 2. Write each changed customer once per table, to RocksDB and to the changelog,
-        #    the ~partition record last (one batch per table partition keeps the order).
+        # 2. Write each changed record once per table, to RocksDB and to the changelog,
+        #    the ~partition record last (one batch per table partition keeps the order):
+        #    the window kinds' first, the duplicate check's once the broker has those.
         assignment = self.consumer.assignment()
         source = self.topics.transactions
-        batches = self._batches()
-        writes: list[TableWrite] = []
+        kinds: list[TableWrite] = []
+        txids: list[TableWrite] = []
         flushed: list[TP] = []
         for partition, state in self.states.items():
             tp = TP(source, partition)
             if tp not in assignment:
                 continue
-            for write in dirty_records(self.app.state_tables, state):
-                store_records(write)
-                changelog = write.changelog
-                batches.to(changelog, partition).extend(
-                    (key, value, None) for key, value in write.records)
-                writes.append(write)
+            first, last = dirty_records(self.app.state_tables, state)
+            kinds.extend(first)
+            txids.extend(last)
             flushed.append(tp)
-        sent = await batches.submit()
-        # 3. Once the changelog has them, record how far each table partition's RocksDB is
-        #    covered (Faust's recovery starts after it) and release the source offsets.
-        if sent:
-            metadata = await asyncio.gather(*(batch.future for batch in sent))
-            last: dict[tuple[str, int], int] = {}
-            for batch, meta in zip(sent, metadata, strict=True):
-                end = meta.offset + batch.count - 1
-                last[(batch.topic, batch.partition)] = max(
-                    end, last.get((batch.topic, batch.partition), -1))
-            first: dict[tuple[str, int], int] = {}
-            for batch, meta in zip(sent, metadata, strict=True):
-                where = (batch.topic, batch.partition)
-                first[where] = min(meta.offset, first.get(where, meta.offset))
-            guard = self.app.guard
-            for (topic, partition), first_offset in first.items():
-                if not guard.check_changelog_growth(topic, partition, first_offset):
-                    return  # the broker lost the changelog: record nothing, release nothing
-            for write in writes:
-                offset = last.get((write.changelog, write.partition))
-                if offset is not None:
-                    write.table.data.set_persisted_offset(TP(write.changelog, write.partition),
-                                                          offset)
+        if not await self._write(kinds) or not await self._write(txids):
+            return  # the broker lost a changelog: record nothing more, release nothing
+        # 3. Release the source offsets: Faust's committer commits them.
         for tp in flushed:
             applied = self._applied.get(tp)
             if applied is not None:
@@ -259,6 +252,40 @@ class Pipeline:
         self._last_flush = time.monotonic()
         self._unflushed = False
         await self.consumer.commit()
+
+    async def _write(self, writes: list[TableWrite]) -> bool:
+        """Write table records to RocksDB and the changelogs; return once the broker has
+        them and each table partition's RocksDB says how far its changelog covers it.
+
+        False (and the worker stopping) when the broker put a changelog's new records at
+        or before the offset the local table had recorded: it lost that changelog.
+        """
+        if not writes:
+            return True
+        batches = self._batches()
+        for write in writes:
+            store_records(write)
+            batches.to(write.changelog, write.partition).extend(
+                (key, value, None) for key, value in write.records)
+        sent = await batches.submit()
+        # Faust's recovery of a table partition starts after the offset recorded here.
+        metadata = await asyncio.gather(*(batch.future for batch in sent))
+        first: dict[tuple[str, int], int] = {}
+        last: dict[tuple[str, int], int] = {}
+        for batch, meta in zip(sent, metadata, strict=True):
+            where = (batch.topic, batch.partition)
+            first[where] = min(meta.offset, first.get(where, meta.offset))
+            last[where] = max(meta.offset + batch.count - 1, last.get(where, -1))
+        guard = self.app.guard
+        for (topic, partition), first_offset in first.items():
+            if not guard.check_changelog_growth(topic, partition, first_offset):
+                return False
+        for write in writes:
+            offset = last.get((write.changelog, write.partition))
+            if offset is not None:
+                write.table.data.set_persisted_offset(TP(write.changelog, write.partition),
+                                                      offset)
+        return True
 
 
 def install_pipeline(app: TxApp) -> Pipeline:

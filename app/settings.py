@@ -21,7 +21,7 @@ from tables.windows import WindowConfig
 from .durations import format_duration, parse_duration
 from .exceptions import SettingsError
 
-__all__ = ["ENV_PREFIX", "SECRET_SETTINGS", "Settings", "window_config"]
+__all__ = ["ENV_PREFIX", "OUTPUT_MODES", "SECRET_SETTINGS", "Settings", "window_config"]
 
 ENV_PREFIX = "TXSTREAM_"
 
@@ -59,6 +59,8 @@ _FILE_SETTINGS = (
     "kafka_password_file", "kafka_ca_file", "kafka_cert_file", "kafka_key_file",
     "web_token_file", "metrics_token_file", "web_cert_file", "web_key_file", "web_ca_file",
 )
+#: Where a worker sends its output records (TXSTREAM_OUTPUTS).
+OUTPUT_MODES = ("live", "none", "versioned")
 
 # What each field expects, for errors pydantic raises itself (wrong type, out of range):
 # its own wording ("Input should be greater than or equal to 1") names no variable.
@@ -97,6 +99,8 @@ _EXPECTED: dict[str, str] = {
     "web_token": "a token",
     "metrics_token": "a token",
     **{name: "a path to a readable file" for name in _FILE_SETTINGS},
+    "duplicate_horizon": f"a duration ({_DURATION_HINT}), or nothing for TXSTREAM_RETENTION",
+    "outputs": "one of live, none, versioned",
 }
 
 
@@ -196,6 +200,13 @@ class Settings(BaseSettings):
     - ``TXSTREAM_TOPIC_PREFIX`` [empty]: put before every input and output topic name
       (``test1-transactions``), so tests and tenants can share a broker; letters,
       digits, ``.``, ``_``, ``-``.
+    - ``TXSTREAM_DUPLICATE_HORIZON`` [empty: the retention]: how long (event time) an
+      applied tx_id is remembered, so that the same tx_id again is skipped as a duplicate
+      (or dead-lettered if its content differs); at least the largest window.
+    - ``TXSTREAM_OUTPUTS`` [live]: where the worker sends alerts, window results,
+      sessions, late events and dead letters: ``live`` (the topics), ``versioned``
+      (the same names with ``-v{TXSTREAM_STATE_VERSION}`` appended) or ``none`` (state
+      only; ``txstream replay`` sets it for its worker).
 
     Kafka security (every command that talks to Kafka), named as Kafka clients name them:
 
@@ -293,6 +304,10 @@ class Settings(BaseSettings):
     web_cert_file: Path | None = None
     web_key_file: Path | None = None
     web_ca_file: Path | None = None
+
+    # Duplicates and where outputs go.
+    duplicate_horizon: str = ""
+    outputs: Literal["live", "none", "versioned"] = "live"
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -497,6 +512,24 @@ class Settings(BaseSettings):
         _duration(value, positive=False)
         return value.strip()
 
+    @field_validator("duplicate_horizon")
+    @classmethod
+    def _check_optional_duration(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            _duration(value, positive=True)
+        return value
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _check_outputs(cls, value: Any) -> Any:
+        # Before pydantic's Literal check, so the error shows the value as written.
+        mode = value.strip().lower() if isinstance(value, str) else value
+        if mode not in OUTPUT_MODES:
+            msg = "expected one of live, none, versioned"
+            raise ValueError(msg)
+        return mode
+
     @field_validator("hopping")
     @classmethod
     def _check_hopping(cls, value: str) -> str:
@@ -536,6 +569,14 @@ class Settings(BaseSettings):
             msg = (
                 f"{ENV_PREFIX}RETENTION={self.retention!r}: must be at least the largest window, "
                 f"{ENV_PREFIX}{name} {format_duration(largest)}"
+            )
+            raise ValueError(msg)
+        # A duplicate older than the horizon is then late for every window, so it can
+        # never be counted twice (see tables/dedupe.py).
+        if self.duplicate_horizon and self.duplicate_horizon_ms < largest:
+            msg = (
+                f"{ENV_PREFIX}DUPLICATE_HORIZON={self.duplicate_horizon!r}: must be at least "
+                f"the largest window, {ENV_PREFIX}{name} {format_duration(largest)}"
             )
             raise ValueError(msg)
         return self
@@ -596,6 +637,17 @@ class Settings(BaseSettings):
     def web_scheme(self) -> str:
         """``https`` when the web server has a certificate, else ``http``."""
         return "http" if self.web_cert_file is None else "https"
+
+    @property
+    def duplicate_horizon_ms(self) -> int:
+        """How long (event time) an applied tx_id is remembered, in ms (default: retention)."""
+        return parse_duration(self.duplicate_horizon) if self.duplicate_horizon else (
+            self.retention_ms)
+
+    @property
+    def output_suffix(self) -> str:
+        """Appended to every output topic name: ``-vN`` with versioned outputs, else empty."""
+        return f"-v{self.state_version}" if self.outputs == "versioned" else ""
 
     @property
     def fetch_max_wait_ms(self) -> int:
@@ -670,4 +722,5 @@ def window_config(settings: Settings) -> WindowConfig:
         idle_timeout_ms=settings.idle_timeout_ms,
         retention_ms=settings.retention_ms,
         alert_threshold_cents=settings.alert_threshold_cents,
+        duplicate_horizon_ms=settings.duplicate_horizon_ms,
     )

@@ -9,9 +9,14 @@ __all__ = ["TopicNames"]
 
 @dataclass(frozen=True, slots=True)
 class TopicNames:
-    """Every topic txstream reads or writes (``prefix`` lets tests and tenants share a broker)."""
+    """Every topic txstream reads or writes (``prefix`` lets tests and tenants share a broker).
+
+    ``output_suffix`` goes after every output topic's name (``alerts-v2``): a state version
+    replayed with versioned outputs writes beside the live topics, not into them.
+    """
 
     prefix: str = ""
+    output_suffix: str = ""
 
     @property
     def transactions(self) -> str:
@@ -21,29 +26,32 @@ class TopicNames:
     @property
     def alerts(self) -> str:
         """A customer's tumbling-window total passed the threshold."""
-        return f"{self.prefix}alerts"
+        return f"{self.prefix}alerts{self.output_suffix}"
 
     @property
     def window_results(self) -> str:
         """One final record per closed window."""
-        return f"{self.prefix}window-results"
+        return f"{self.prefix}window-results{self.output_suffix}"
 
     @property
     def sessions(self) -> str:
         """One record per closed session."""
-        return f"{self.prefix}sessions"
+        return f"{self.prefix}sessions{self.output_suffix}"
 
     @property
     def late(self) -> str:
         """Events that arrived after (some of) their windows closed."""
-        return f"{self.prefix}late-transactions"
+        return f"{self.prefix}late-transactions{self.output_suffix}"
 
     @property
     def dead_letters(self) -> str:
         """Records that did not parse or validate, with the original bytes and a reason."""
-        return f"{self.prefix}transactions-dlq"
+        return f"{self.prefix}transactions-dlq{self.output_suffix}"
+
+    def outputs(self) -> list[str]:
+        """The output topics."""
+        return [self.alerts, self.window_results, self.sessions, self.late, self.dead_letters]
 
     def all(self) -> list[str]:
         """Input and output topics (not the changelogs, which Faust names and creates)."""
-        return [self.transactions, self.alerts, self.window_results, self.sessions,
-                self.late, self.dead_letters]
+        return [self.transactions, *self.outputs()]

@@ -16,6 +16,7 @@ from app.kafka.monitor import BrokerMonitor
 from app.kafka.security import KafkaConnection, kafka_connection
 from app.kafka.transport import BatchingConsumer, BatchingTransport
 from app.records.speedups import COMPILED
+from tables.dedupe import TXIDS
 
 from .exceptions import SettingsError, TxstreamError
 from .gctuning import tune_gc
@@ -90,7 +91,7 @@ class TxApp(faust.App):
                 # fails: aiokafka's own clients would retry some failures without end.
                 await wait_for_brokers(self.kafka)
                 await ensure_topics(self.kafka, dict.fromkeys(
-                    self.topic_names.all(), self.settings.partitions))
+                    self.own_topics(), self.settings.partitions))
         except TxstreamError as exc:
             self.fail(exc)
             # mode's worker logs any exception from start with a stack trace, except a
@@ -99,9 +100,18 @@ class TxApp(faust.App):
         if not self.client_only:
             self.add_future(self.broker_monitor.run())
         tune_gc()
+        if self.settings.outputs != "live":
+            logger.info("outputs (TXSTREAM_OUTPUTS=%s): %s", self.settings.outputs,
+                        "none, state only" if self.settings.outputs == "none"
+                        else ", ".join(self.topic_names.outputs()))
         logger.info("record encoders and parser: %s", "compiled" if COMPILED else
                     "Python (app/records/_speedups.pyx was not built: no C compiler at install?)")
         await super().on_first_start()
+
+    def own_topics(self) -> list[str]:
+        """The input and output topics this worker creates (outputs only when it sends any)."""
+        names = self.topic_names
+        return names.all() if self.settings.outputs != "none" else [names.transactions]
 
     def _make_datadir(self) -> None:
         # Faust creates only the last level of its data directory.
@@ -189,7 +199,7 @@ def build_app(settings: Settings) -> TxApp:
     )
     app.settings = settings
     app.kafka = kafka
-    app.topic_names = TopicNames(settings.topic_prefix)
+    app.topic_names = TopicNames(settings.topic_prefix, settings.output_suffix)
     app.skipped_records = SkippedRecords()
     app.broker_monitor = BrokerMonitor(kafka, on_return=app._broker_returned)
     app.state_tables = {
@@ -198,9 +208,13 @@ def build_app(settings: Settings) -> TxApp:
                         options=dict(ROCKSDB_OPTIONS))
         for kind in settings.window_kind_list
     }
+    app.state_tables[TXIDS] = app.Table(
+        TXIDS, partitions=settings.partitions, key_type=bytes, value_type=bytes,
+        help="duplicate check: one record per tx_id applied within the horizon, plus ~partition",
+        options=dict(ROCKSDB_OPTIONS))
     app.guard = StateGuard(
         kafka=kafka, source=app.topic_names.transactions,
-        required=lambda: [*app.topic_names.all(), *app.tables.changelog_topics],
+        required=lambda: [*app.own_topics(), *app.tables.changelog_topics],
         tables=app.tables, applied=app._applied_offsets, fail=app.fail,
         datadir=Path(app.conf.datadir))
     return app

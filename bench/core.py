@@ -13,7 +13,7 @@ import argparse
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from agents.batches import RecordBatches
@@ -22,6 +22,7 @@ from app.gctuning import tune_gc
 from app.records.transaction import Transaction, parse_transaction
 from app.settings import Settings, window_config
 from app.topics import TopicNames
+from tables.dedupe import entry_fields
 from tables.outputs import Outputs
 from tables.partition import KINDS, PartitionState
 
@@ -40,9 +41,28 @@ def _send(out: Outputs, partition: int, topics: TopicNames) -> int:
             + len(out.sessions) + len(out.late))
 
 
+def txids_memory(states: Iterable[PartitionState]) -> tuple[int, int]:
+    """tx_ids the duplicate checks hold, and the bytes of their ids, entries, dicts and
+    segment lists (``sys.getsizeof``: the objects themselves, not the allocator's)."""
+    held = size = 0
+    for state in states:
+        txids = state.txids
+        held += len(txids.seen)
+        size += sys.getsizeof(txids.seen) + sys.getsizeof(txids.older)
+        size += sum(sys.getsizeof(tx_id) + sys.getsizeof(entry)
+                    for tx_id, entry in txids.seen.items())
+        # The release schedule: the tx_ids of each flush's segment, and the next one's.
+        segments = [tx_ids for bucket in txids._segments.buckets.values()
+                    for _, tx_ids in bucket]
+        size += sum(sys.getsizeof(tx_ids) for tx_ids in segments)
+        size += sys.getsizeof(txids.unwritten)
+    return held, size
+
+
 def _time_kinds(states: dict[int, PartitionState], spent: dict[str, float],
                 clock: Callable[[], float]) -> None:
-    """Wrap each kind's ``apply_batch`` and ``advance`` so their time adds to ``spent``."""
+    """Wrap the duplicate check's and each kind's ``apply_batch`` and ``advance`` so their
+    time adds to ``spent``."""
 
     def timed(method: Callable[..., Any], stage: str) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -54,6 +74,9 @@ def _time_kinds(states: dict[int, PartitionState], spent: dict[str, float],
         return wrapper
 
     for state in states.values():
+        # The duplicate check first, as the core runs it.
+        state.txids.apply_batch = timed(  # type: ignore[method-assign]
+            state.txids.apply_batch, "  txids check")
         for kind, kind_state in state.kinds.items():
             kind_state.apply_batch = timed(  # type: ignore[method-assign]
                 kind_state.apply_batch, f"  {kind} apply")
@@ -109,9 +132,9 @@ def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: 
                 t4 = clock()
                 changelogs = RecordBatches(producer=None)
                 for partition_state in states.values():
-                    for kind, kind_state in partition_state.kinds.items():
-                        records = kind_state.dump_dirty()
-                        changelogs.to(kind, partition_state.partition).extend(
+                    for name, table_state in partition_state.tables.items():
+                        records = table_state.dump_dirty()
+                        changelogs.to(name, partition_state.partition).extend(
                             (key, value, None) for key, value in records)
                         counts["state records"] += len(records)
                 spent["dump"] += clock() - t4
@@ -125,6 +148,12 @@ def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: 
                 print(f"  {part:<18} {part_seconds / events * 1e6:7.2f} us/event")
     print(f"  {'total':<7} {total / events * 1e6:7.2f} us/event  ({events / total:,.0f} events/s)")
     print(f"  outputs {counts['outputs']:,}, state records {counts['state records']:,}")
+    held, held_bytes = txids_memory(states.values())
+    within = sum(1 for state in states.values() for entry in state.txids.seen.values()
+                 if entry_fields(entry)[2] + state.txids.horizon > state.txids.watermark.value)
+    print(f"  duplicate check: {held:,} tx_ids held at the end ({within:,} within the horizon; "
+          f"the rest leave with their flush's segment), {held_bytes / 1e6:.1f} MB, "
+          f"{held_bytes / max(held, 1):.0f} bytes each (id, entry, dict slot, segment list)")
     print("command: python -m bench.core " + " ".join(sys.argv[1:]))
 
 

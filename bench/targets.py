@@ -32,6 +32,7 @@ from app.kafka.admin import ensure_topics, true_end_offsets
 from app.kafka.security import KafkaConnection
 from app.process import ManagedProcess, free_port
 from app.topics import TopicNames
+from tables.dedupe import TXIDS
 
 from .procs import LogWatcher, cpu_seconds, memory_kb
 
@@ -417,7 +418,8 @@ async def measure_recovery(ctx: Context, session: aiohttp.ClientSession,
     # Let the last flush land before the snapshot (the worker is idle by now).
     await asyncio.sleep(1.5)
     before = await _customer_views(session, base, ctx.sample_customers)
-    changelogs = [f"{group}-{kind}-changelog" for kind in TXSTREAM_KINDS]
+    # Every table's changelog: the window kinds' and the duplicate check's.
+    changelogs = [f"{group}-{table}-changelog" for table in (*TXSTREAM_KINDS, TXIDS)]
     tps = [TopicPartition(t, p) for t in changelogs for p in range(ctx.partitions)]
     ends = await true_end_offsets(ctx.kafka, tps, timeout=60)
     records = sum(ends.values())

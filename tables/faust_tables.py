@@ -8,6 +8,7 @@ from typing import Any
 
 from rocksdict import WriteBatch
 
+from .dedupe import TXIDS
 from .partition import PartitionState
 from .validate import CorruptRecord
 
@@ -23,7 +24,8 @@ class TableWrite:
 
     table: Any
     partition: int
-    records: list[tuple[bytes, bytes]]
+    #: ``(key, value)`` in order; a ``None`` value deletes the key.
+    records: list[tuple[bytes, bytes | None]]
 
     @property
     def changelog(self) -> str:
@@ -31,14 +33,23 @@ class TableWrite:
         return str(self.table.changelog_topic.get_topic_name())
 
 
-def dirty_records(tables: Mapping[str, Any], state: PartitionState) -> list[TableWrite]:
-    """Every changed customer of every kind, each kind's ``~partition`` record last."""
-    writes = []
-    for kind, kind_state in state.kinds.items():
-        records = kind_state.dump_dirty()
+def dirty_records(tables: Mapping[str, Any],
+                  state: PartitionState) -> tuple[list[TableWrite], list[TableWrite]]:
+    """Every changed record of every table, each table's ``~partition`` record last, in two
+    stages: the window kinds', then the duplicate check's.
+
+    The second stage is to be written only once the broker has acknowledged the first:
+    the duplicate check's partition record then never names an offset that a window
+    kind's table does not cover (see :class:`~tables.dedupe.TxIdState`).
+    """
+    kinds: list[TableWrite] = []
+    txids: list[TableWrite] = []
+    for name, table_state in state.tables.items():
+        records = list(table_state.dump_dirty())
         if records:
-            writes.append(TableWrite(tables[kind], state.partition, records))
-    return writes
+            (txids if name == TXIDS else kinds).append(
+                TableWrite(tables[name], state.partition, records))
+    return kinds, txids
 
 
 def store_records(write: TableWrite) -> None:
@@ -49,7 +60,10 @@ def store_records(write: TableWrite) -> None:
     """
     batch = WriteBatch(raw_mode=True)
     for key, value in write.records:
-        batch.put(key, value)
+        if value is None:
+            batch.delete(key)
+        else:
+            batch.put(key, value)
     write.table.data._db_for_partition(write.partition).write(batch)
 
 
@@ -61,19 +75,19 @@ def load_partition(tables: Mapping[str, Any], state: PartitionState,
     ``on_corrupt`` with its table and key: it can never stop a partition from loading.
     """
     loaded = 0
-    for kind, kind_state in state.kinds.items():
-        store = tables[kind].data
+    for name, table_state in state.tables.items():
+        store = tables[name].data
         db = store._db_for_partition(state.partition)
         offset_key = store.offset_key
         for key, value in db.items():
             if key == offset_key or value is None:
                 continue
             try:
-                kind_state.load(bytes(key), bytes(value))
+                table_state.load(bytes(key), bytes(value))
             except CorruptRecord as exc:
                 if on_corrupt is not None:
-                    on_corrupt(kind, bytes(key), str(exc))
+                    on_corrupt(name, bytes(key), str(exc))
                 continue
             loaded += 1
-        kind_state.finish_load()
+        table_state.finish_load()
     return loaded

@@ -1,4 +1,4 @@
-"""KindState: what every window kind shares: watermark, applied offset, dirty set, records."""
+"""KindState: what every window kind shares: customers, dirty set, schedules, records."""
 
 from __future__ import annotations
 
@@ -10,15 +10,11 @@ import orjson
 
 from .outputs import Outputs, TransactionLike
 from .schedule import DueQueue, Schedule
-from .validate import CorruptRecord, require, require_int, require_int_rows
-from .watermark import Watermark
+from .tablestate import META_KEY, TableState
+from .validate import CorruptRecord, require, require_int
 from .windows import WindowConfig
 
 __all__ = ["META_KEY", "KindState", "PerEventKindState", "Records"]
-
-#: Key of the per-partition record in every kind's table. Customer keys are decimal digits,
-#: so it cannot collide; it is written last in every flush (see :meth:`KindState.dump_dirty`).
-META_KEY = b"~partition"
 
 C = TypeVar("C")
 
@@ -26,29 +22,23 @@ C = TypeVar("C")
 Records = Sequence[tuple[int, TransactionLike | None]]
 
 
-class KindState(ABC, Generic[C]):
+class KindState(TableState, ABC, Generic[C]):
     """All customers' state of one window kind in one partition.
 
     Each kind is its own deterministic state machine over the partition's events in offset
-    order, with its own copy of the watermark: its table's records then describe a state
-    that is consistent on its own (the records of one flush land in one changelog
-    partition in order, the partition record last), so after a crash each kind resumes
-    from exactly the offset its own table says it had applied.
+    order (see :class:`~tables.tablestate.TableState`): the records of one flush land in
+    one changelog partition in order, the partition record last, so after a crash each
+    kind resumes from exactly the offset its own table says it had applied.
     """
 
     kind: str
 
     def __init__(self, config: WindowConfig) -> None:
-        self.config = config
-        self.watermark = Watermark(config.allowed_lateness_ms, config.idle_timeout_ms)
-        #: Highest source offset this kind has applied in this partition.
-        self.offset = -1
+        super().__init__(config)
         #: Events this kind could not place because their window had closed.
         self.late = 0
-        self.counters: dict[str, int] = {}
         self.customers: dict[int, C] = {}
         self.dirty: set[int] = set()
-        self._meta_dirty = False
         #: When windows close and when closed ones leave; kinds with unaligned times
         #: replace these with :class:`~tables.schedule.TimeQueue`.
         self._due: Schedule[Any] = DueQueue()
@@ -81,26 +71,10 @@ class KindState(ABC, Generic[C]):
             self.late += 1
         self.watermark.observe(tx.event_time_ms)
 
-    def add_counts(self, counts: dict[str, int], last_offset: int) -> None:
-        """Add partition counters for records up to ``last_offset`` that were not events."""
-        counters = self.counters
-        for name, number in counts.items():
-            if number:
-                counters[name] = counters.get(name, 0) + number
-                self._meta_dirty = True
-        if last_offset > self.offset:
-            self.offset = last_offset
-            self._meta_dirty = True
-
     def advance(self, wall_ms: int | None, out: Outputs) -> None:
         """Close what the watermark has passed (after idling, if ``wall_ms`` says so)."""
-        if wall_ms is not None and self.watermark.on_idle(wall_ms):
-            self._meta_dirty = True
+        self._on_idle(wall_ms)
         self._close(self.watermark.value, out)
-
-    def mark_input(self, wall_ms: int) -> None:
-        """Note that a batch arrived at ``wall_ms`` (the idle clock restarts)."""
-        self.watermark.mark_input(wall_ms)
 
     # -- state records ----------------------------------------------------------------
 
@@ -129,16 +103,9 @@ class KindState(ABC, Generic[C]):
             raise CorruptRecord("not JSON") from None
         require(type(data) is dict, "not a JSON object")
         if key == META_KEY:
-            offset = require_int(data.get("o"), "the applied offset")
-            watermark = require_int_rows([data.get("wm")], 2, "the watermark")[0]
             late = require_int(data.get("late", 0), "the late count")
-            counters = data.get("c", {})
-            require(type(counters) is dict and all(type(n) is int for n in counters.values()),
-                    "the counters are not integers by name")
-            self.offset = max(self.offset, offset)
-            self.watermark.restore(watermark)
+            self._load_meta(data)
             self.late = late
-            self.counters = dict(counters)
         else:
             require(key.isdigit() and 0 < len(key) <= 19, "the key is not a customer id")
             self.customers[int(key)] = self._load(data)

@@ -10,8 +10,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["Alert", "LateEvent", "Outputs", "SessionResult", "SlidingRun", "TransactionLike",
-           "WindowResult", "WindowRun"]
+__all__ = ["Alert", "DuplicateConflict", "LateEvent", "Outputs", "SessionResult", "SlidingRun",
+           "TransactionLike", "WindowResult", "WindowRun"]
 
 
 class TransactionLike(Protocol):
@@ -147,6 +147,22 @@ class LateEvent:
     watermark_ms: int
 
 
+@dataclass(slots=True)
+class DuplicateConflict:
+    """A record whose ``tx_id`` its partition applied earlier with other content.
+
+    It changes no window: it goes to the dead-letter topic, with a reason that names the
+    earlier offset and what the earlier record said.
+    """
+
+    offset: int
+    tx: TransactionLike
+    earlier_offset: int
+    earlier_customer_id: int
+    earlier_amount_cents: int
+    earlier_event_time_ms: int
+
+
 @dataclass(slots=True, eq=False)
 class Outputs:
     """Everything one batch or tick produced, in the order it happened.
@@ -160,9 +176,12 @@ class Outputs:
     results: list[WindowResult] = field(default_factory=list)
     sessions: list[SessionResult] = field(default_factory=list)
     late: list[LateEvent] = field(default_factory=list)
+    #: Records rejected by the duplicate check; the pipeline dead-letters them.
+    conflicts: list[DuplicateConflict] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.alerts or self.runs or self.results or self.sessions or self.late)
+        return bool(self.alerts or self.runs or self.results or self.sessions or self.late
+                    or self.conflicts)
 
     def __eq__(self, other: object) -> bool:
         # Whether a result travels in a run or on its own is how it was produced, not
@@ -170,7 +189,8 @@ class Outputs:
         if not isinstance(other, Outputs):
             return NotImplemented
         return (self.alerts == other.alerts and self.window_results() == other.window_results()
-                and self.sessions == other.sessions and self.late == other.late)
+                and self.sessions == other.sessions and self.late == other.late
+                and self.conflicts == other.conflicts)
 
     def window_results(self) -> list[WindowResult]:
         """Every closed window's result: the runs in the order they closed, then the rest."""
@@ -183,3 +203,4 @@ class Outputs:
         self.results.extend(other.results)
         self.sessions.extend(other.sessions)
         self.late.extend(other.late)
+        self.conflicts.extend(other.conflicts)

@@ -1,27 +1,33 @@
-"""PartitionState: one source partition's windows of every kind, driven batch by batch."""
+"""PartitionState: one source partition's duplicate check and windows of every kind."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .dedupe import TXIDS, TxIdState
 from .fixed import FixedWindowState
-from .kindstate import KindState
+from .kindstate import KindState, Records
 from .outputs import LateEvent, Outputs, TransactionLike
 from .sessions import SessionState
 from .sliding import SlidingState
+from .tablestate import TableState
 from .windows import WindowConfig, WindowKind
 
-__all__ = ["KINDS", "PartitionState"]
+__all__ = ["KINDS", "TABLES", "PartitionState"]
 
 #: Table order: tumbling first; it also keeps the partition's event and dead-letter counts.
 KINDS: tuple[str, ...] = tuple(kind.value for kind in WindowKind)
+#: Every table of a partition's state: the window kinds, then the duplicate check's.
+TABLES: tuple[str, ...] = (*KINDS, TXIDS)
 
 
 class PartitionState:
-    """Every window kind of one partition, plus its counters.
+    """The duplicate check and every window kind of one partition, plus its counters.
 
     Pure and synchronous: the agent feeds it batches of ``(offset, transaction)`` in offset
     order and sends what it returns; the batch report feeds it a whole topic the same way.
+    Each batch goes through the duplicate check first (:class:`~tables.dedupe.TxIdState`),
+    and what passes through the window kinds.
     """
 
     def __init__(self, partition: int, config: WindowConfig,
@@ -42,6 +48,10 @@ class PartitionState:
             raise ValueError(message)
         self._states = tuple(self.kinds.values())
         self._others = tuple(state for state in self._states if state is not self.tumbling)
+        self.txids = TxIdState(config)
+        #: Every table's state by table name, the duplicate check's last (it is written
+        #: last in a flush, see :class:`~tables.dedupe.TxIdState`).
+        self.tables: dict[str, TableState] = {**self.kinds, TXIDS: self.txids}
 
     @property
     def watermark(self) -> int:
@@ -55,22 +65,24 @@ class PartitionState:
 
     def apply(self, records: Iterable[tuple[int, TransactionLike | None]],
               wall_ms: int | None = None, out: Outputs | None = None) -> Outputs:
-        """Apply records in offset order, then close what the watermark passed.
+        """Check records for duplicates and apply them in offset order, then close what
+        the watermark passed.
 
         ``None`` in place of a transaction marks an invalid record (a dead letter): it is
         counted in its place in the offset order, so it never hides the records before it.
+        A duplicate is left out; a conflicting one becomes a dead letter and goes into
+        ``out.conflicts`` (see :class:`~tables.dedupe.TxIdState`).
         """
         out = Outputs() if out is None else out
-        batch = records if isinstance(records, list) else list(records)
+        records = records if isinstance(records, list) else list(records)
+        batch = self.txids.apply_batch(records, out)
         tumbling = self.tumbling
         before = tumbling.offset
         new_events = dead_letters = 0
-        last_dead_letter = -1
         for offset, tx in batch:
             if offset > before:
                 if tx is None:
                     dead_letters += 1
-                    last_dead_letter = offset
                 else:
                     new_events += 1
         # Kind by kind, tumbling last: it notes its watermark at every offset another kind
@@ -81,18 +93,21 @@ class PartitionState:
                 late_kinds.setdefault(offset, []).append(state.kind)
         marks = dict.fromkeys(late_kinds, tumbling.watermark.value)
         late_tumbling = tumbling.apply_batch(batch, out, marks)
-        tumbling.add_counts({"events": new_events, "dead_letters": dead_letters},
-                            last_dead_letter)
+        # Every kind's offset passes the whole batch, invalid records and duplicates too.
+        last = records[-1][0] if records else -1
+        tumbling.add_counts({"events": new_events, "dead_letters": dead_letters}, last)
+        for state in self._others:
+            state.skip_to(last)
         if marks:
             self._late_events(batch, late_tumbling, late_kinds, marks, out)
         if wall_ms is not None:
-            for state in self._states:
-                state.mark_input(wall_ms)
+            for table in self.tables.values():
+                table.mark_input(wall_ms)
         self.advance(None, out)
         return out
 
     @staticmethod
-    def _late_events(batch: list[tuple[int, TransactionLike | None]], late_tumbling: list[int],
+    def _late_events(batch: Records, late_tumbling: list[int],
                      late_kinds: dict[int, list[str]], marks: dict[int, int],
                      out: Outputs) -> None:
         """One late-transactions record per late event, in offset order, kinds in table order."""
@@ -107,12 +122,19 @@ class PartitionState:
     def advance(self, wall_ms: int | None, out: Outputs | None = None) -> Outputs:
         """Close windows the watermark has passed; with ``wall_ms``, idle partitions move on."""
         out = Outputs() if out is None else out
-        for state in self._states:
-            state.advance(wall_ms, out)
+        for table in self.tables.values():
+            table.advance(wall_ms, out)
         return out
 
+    def release_memory(self) -> None:
+        """For a state that is never written (the batch report): forget expired tx_ids now."""
+        self.txids.release_memory()
+
     def counter(self, name: str) -> int:
-        """A partition counter: ``events`` or ``dead_letters``."""
+        """A partition counter: ``events`` and ``dead_letters`` (invalid records and
+        conflicting duplicates), ``duplicates`` (skipped) and ``conflicts``."""
+        if name in ("duplicates", "conflicts"):
+            return self.txids.counters.get(name, 0)
         return self.tumbling.counters.get(name, 0)
 
     def late_counts(self) -> dict[str, int]:

@@ -34,7 +34,7 @@ def hopping_starts(event_ms: int, size_ms: int, step_ms: int) -> range:
 
 @dataclass(frozen=True, slots=True)
 class WindowConfig:
-    """Window sizes, lateness and retention, all in milliseconds; validates itself."""
+    """Window sizes, lateness, retention and the duplicate horizon, in ms; validates itself."""
 
     tumbling_ms: int = 5 * 60_000
     hopping_size_ms: int = 10 * 60_000
@@ -45,10 +45,13 @@ class WindowConfig:
     idle_timeout_ms: int = 30_000
     retention_ms: int = 2 * 3_600_000
     alert_threshold_cents: int = 500_000
+    #: How long (event time) an applied tx_id is remembered by the duplicate check.
+    duplicate_horizon_ms: int = 2 * 3_600_000
 
     def __post_init__(self) -> None:
         for name in ("tumbling_ms", "hopping_size_ms", "hopping_step_ms", "sliding_ms",
-                     "session_gap_ms", "idle_timeout_ms", "alert_threshold_cents"):
+                     "session_gap_ms", "idle_timeout_ms", "alert_threshold_cents",
+                     "duplicate_horizon_ms"):
             if getattr(self, name) <= 0:
                 message = f"{name} must be positive, got {getattr(self, name)}"
                 raise ValueError(message)

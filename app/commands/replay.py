@@ -9,13 +9,19 @@ from typing import Any
 from faust.cli import option
 
 from app.durations import parse_duration
-from app.settings import Settings
+from app.settings import OUTPUT_MODES, Settings
+from app.topics import TopicNames
 from app.txapp import TxApp
 
 from .progress import ProgressLine
 from .usage import UsageError, exit_with, note
 
-__all__ = ["parse_version", "register"]
+__all__ = ["DEFAULT_OUTPUTS", "parse_outputs", "parse_version", "register"]
+
+#: Where a replay's worker sends outputs unless told: nowhere. A replay then changes
+#: nothing downstream (no repeats on the live topics, no topics created); the live
+#: version keeps serving and emitting.
+DEFAULT_OUTPUTS = "none"
 
 
 def parse_version(name: str, text: str) -> int:
@@ -24,6 +30,14 @@ def parse_version(name: str, text: str) -> int:
     if not (stripped.isascii() and stripped.isdigit()) or int(stripped) < 1:
         raise UsageError(f"{name}: expected a state version (an integer >= 1), got {text!r}")
     return int(stripped)
+
+
+def parse_outputs(text: str) -> str:
+    """``--outputs``: none, versioned or live; UsageError if it is none of them."""
+    mode = text.strip().lower()
+    if mode not in OUTPUT_MODES:
+        raise UsageError(f"--outputs: expected one of none, versioned, live, got {text!r}")
+    return mode
 
 
 def _datadir_override(app: TxApp, settings: Settings, version: int) -> Path | None:
@@ -39,7 +53,7 @@ def _datadir_override(app: TxApp, settings: Settings, version: int) -> Path | No
 
 async def _replay(app: TxApp, command: Any, *, to_version: str | None, web_port: str | None,
                   resume: bool, drop_old: bool, drop: str | None, force: bool,
-                  timeout: str | None) -> int:
+                  timeout: str | None, outputs: str | None) -> int:
     from app.kappa.replay import ReplayError, ReplayPlan, run_replay
     from app.process import free_port
     from app.tls import web_client_context
@@ -48,7 +62,8 @@ async def _replay(app: TxApp, command: Any, *, to_version: str | None, web_port:
     settings = app.settings
     current = settings.state_version
     if drop is not None:
-        if to_version is not None or web_port is not None or resume or drop_old or timeout:
+        if (to_version is not None or web_port is not None or resume or drop_old or timeout
+                or outputs is not None):
             raise UsageError("--drop N only deletes state version N; it takes no other "
                              "option but --force")
         version = parse_version("--drop", drop)
@@ -74,13 +89,18 @@ async def _replay(app: TxApp, command: Any, *, to_version: str | None, web_port:
             raise UsageError(f"--timeout: {exc}") from None
     if force and not drop_old:
         raise UsageError("--force goes with --drop-old or --drop N")
+    mode = parse_outputs(DEFAULT_OUTPUTS if outputs is None else outputs)
+    # The new version's own output topics, beside the live ones (created before its worker
+    # starts, with the configured partition count).
+    versioned = TopicNames(settings.topic_prefix, f"-v{new}")
 
     datadir = _datadir_override(app, settings, new)
     if datadir is not None and not resume and datadir.exists() and any(datadir.iterdir()):
         raise ReplayError(f"{datadir} holds local state of an earlier state version {new}, "
                           "which this replay would load: delete it, or continue that "
                           "version with --resume")
-    env = {"TXSTREAM_STATE_VERSION": str(new), "TXSTREAM_WEB_PORT": str(port)}
+    env = {"TXSTREAM_STATE_VERSION": str(new), "TXSTREAM_WEB_PORT": str(port),
+           "TXSTREAM_OUTPUTS": mode}
     if datadir is not None:
         env["TXSTREAM_DATADIR"] = str(datadir)
     log_path = settings.datadir / f"replay-v{new}.log"
@@ -88,7 +108,9 @@ async def _replay(app: TxApp, command: Any, *, to_version: str | None, web_port:
     plan = ReplayPlan(source=app.topic_names.transactions, new_id=faust_app_id(settings, new),
                       new_version=new, env=env, log_path=log_path,
                       stats_url=f"{settings.web_scheme}://{host}:{port}/stats/?local=1",
-                      stats_token=settings.web_token, stats_tls=web_client_context(settings))
+                      stats_token=settings.web_token, stats_tls=web_client_context(settings),
+                      create_topics=(dict.fromkeys(versioned.outputs(), settings.partitions)
+                                     if mode == "versioned" else {}))
     progress = ProgressLine(f"replay v{new}")
     try:
         result = await run_replay(app.kafka, plan, resume=resume, timeout=timeout_s,
@@ -107,11 +129,12 @@ async def _replay(app: TxApp, command: Any, *, to_version: str | None, web_port:
     say(f"state version {new} is caught up: {result.events:,} records in "
         f"{result.seconds:.1f} s ({rate:,.0f}/s); tables {plan.new_id}-*-changelog, "
         f"consumer group {plan.new_id}")
+    if mode == "versioned":
+        switch_env += " TXSTREAM_OUTPUTS=versioned"
     say(f"switch: restart the workers with {switch_env} (other settings unchanged); they "
         f"continue from version {new}'s tables and offsets, and version {current} serves "
         "until then")
-    say("outputs: the replay sent alerts, window results, sessions, late events and dead "
-        f"letters again, with the same ids as version {current}; consumers drop repeats by id")
+    say(_outputs_note(mode, versioned, current, new))
     if not drop_old:
         say(f"afterwards delete version {current}: "
             f"TXSTREAM_STATE_VERSION={new} txstream replay --drop {current}")
@@ -119,13 +142,30 @@ async def _replay(app: TxApp, command: Any, *, to_version: str | None, web_port:
     return await _drop(app, settings, current, force=force)
 
 
+def _outputs_note(mode: str, versioned: TopicNames, current: int, new: int) -> str:
+    """What the replay did with its outputs, and what the switch does with them."""
+    if mode == "none":
+        return ("outputs: none were sent (state only); the live topics have only version "
+                f"{current}'s. After the switch, version {new} sends to the live topics from "
+                "where the replay stopped")
+    if mode == "versioned":
+        return (f"outputs: sent to {', '.join(versioned.outputs())} (the same ids as on the "
+                "live topics); move consumers there once they have caught up. With "
+                "TXSTREAM_OUTPUTS=versioned the switched workers keep writing there; without "
+                "it they write to the live topics")
+    return ("outputs: the replay sent alerts, window results, sessions, late events and dead "
+            f"letters again, with the same ids as version {current}; consumers drop repeats "
+            "by id")
+
+
 async def _drop(app: TxApp, settings: Settings, version: int, *, force: bool) -> int:
     from app.kappa.replay import ReplayError, drop_version
     from app.txapp import faust_app_id
 
     old_id = faust_app_id(settings, version)
+    outputs = TopicNames(settings.topic_prefix, f"-v{version}").outputs()
     try:
-        dropped = await drop_version(app.kafka, old_id, force=force)
+        dropped = await drop_version(app.kafka, old_id, force=force, output_topics=outputs)
     except ReplayError as exc:
         note("replay", f"state version {version} NOT deleted: {exc}")
         return 1
@@ -157,11 +197,16 @@ def register(app: TxApp) -> None:
                help="Delete even if the version's consumer group still has members."),
         option("--timeout", default=None, metavar="DURATION",
                help="Give up if not caught up within this long, e.g. 30m (default: never)."),
+        option("--outputs", default=None, metavar="MODE",
+               help="Where the replay sends alerts, window results, sessions, late events and "
+                    "dead letters: none (default: state only), versioned (topics named "
+                    "alerts-vN, ...) or live (the live topics, again)."),
     )
     async def replay(self: Any, to_version: str | None, web_port: str | None, resume: bool,
                      drop_old: bool, drop: str | None, force: bool,
-                     timeout: str | None) -> None:
+                     timeout: str | None, outputs: str | None) -> None:
         """Rebuild every table from the start of transactions under a new state version."""
         await exit_with("replay", _replay(app, self, to_version=to_version, web_port=web_port,
                                            resume=resume, drop_old=drop_old, drop=drop,
-                                           force=force, timeout=timeout), app.kafka)
+                                           force=force, timeout=timeout, outputs=outputs),
+                    app.kafka)

@@ -148,8 +148,15 @@ async def _report(app: TxApp, options: ReportOptions) -> int:
                     f"{format_duration(options.window_ms)}"
                     + ("" if options.customer is None else f" (customer {options.customer})"))
     if report.invalid:
-        note("report", f"skipped {report.invalid:,} invalid record(s): they do not parse or "
-                        "validate (the live pipeline dead-letters them)")
+        conflicts = (f", {report.conflicts:,} of them repeating an earlier tx_id with other "
+                     "content" if report.conflicts else "")
+        note("report", f"skipped {report.invalid:,} invalid record(s){conflicts}: they do not "
+                        "parse or validate (the live pipeline dead-letters them)")
+    if report.duplicates:
+        note("report", f"skipped {report.duplicates:,} duplicate(s): records repeating an "
+                        "earlier tx_id with the same content, within the duplicate horizon "
+                        f"({format_duration(settings.duplicate_horizon_ms)}), as live processing "
+                        "does")
     if report.late:
         note("report", f"{report.late:,} late transaction(s) not counted: their window had "
                         f"closed (allowed lateness {settings.allowed_lateness}, as in live "

@@ -31,11 +31,12 @@ from aiokafka.protocol.types import Array, Int16, Int32, Schema, String
 from pydantic import SecretStr
 
 from app.exceptions import BrokerError, ReplayError
+from app.kafka.admin import ensure_topics
 from app.kafka.changelog import changelog_topic, end_offsets, topic_partitions
 from app.kafka.connect import start_client
 from app.kafka.security import KafkaConnection
 from app.process import ManagedProcess
-from tables.partition import KINDS
+from tables.partition import TABLES
 
 __all__ = [
     "DropResult",
@@ -59,7 +60,7 @@ _GROUP_ID_NOT_FOUND = 69
 
 def version_topics(faust_app_id: str) -> list[str]:
     """Every topic Faust creates for one state version: table changelogs, leader topic."""
-    return [*(changelog_topic(faust_app_id, kind) for kind in KINDS),
+    return [*(changelog_topic(faust_app_id, table) for table in TABLES),
             f"{faust_app_id}-__assignor-__leader"]
 
 
@@ -139,6 +140,9 @@ class ReplayPlan:
     #: The web token and the HTTPS trust the replay worker's views want (its settings').
     stats_token: SecretStr | None = None
     stats_tls: ssl.SSLContext | None = field(default=None, repr=False)
+    #: Topics to create (name -> partitions) before the worker starts: its versioned
+    #: output topics (the embedded broker would create them with 4 partitions).
+    create_topics: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +180,8 @@ async def run_replay(kafka: KafkaConnection, plan: ReplayPlan, *, resume: bool,
         say(f"nothing to replay: {plan.source} is empty, so version {plan.new_version} "
             "starts empty")
         return ReplayResult(0, 0.0)
+    if plan.create_topics:
+        await ensure_topics(kafka, plan.create_topics)
     started = time.monotonic()
     worker = ManagedProcess([sys.executable, "-m", "app", "worker", "-l", "info"],
                             env=plan.env, cwd=plan.cwd, log_path=plan.log_path,
@@ -229,7 +235,8 @@ def _applied(plan: ReplayPlan) -> int:
     try:
         with urllib.request.urlopen(request, timeout=2, context=plan.stats_tls) as response:
             stats = orjson.loads(response.read())
-        return int(stats["events_in"]) + int(stats["dead_letters"])
+        return (int(stats["events_in"]) + int(stats["dead_letters"])
+                + int(stats.get("duplicates", 0)))
     except (OSError, ValueError, KeyError, TypeError):
         return 0  # not listening yet, or shutting down
 
@@ -271,9 +278,10 @@ class DropResult:
     group_deleted: bool
 
 
-async def drop_version(kafka: KafkaConnection, faust_app_id: str, *,
-                       force: bool) -> DropResult:
-    """Delete a state version's changelog (and leader) topics and its consumer group.
+async def drop_version(kafka: KafkaConnection, faust_app_id: str, *, force: bool,
+                       output_topics: list[str] | None = None) -> DropResult:
+    """Delete a state version's changelog (and leader) topics, its consumer group, and
+    those of ``output_topics`` that exist (its versioned outputs).
 
     Refused while the group has members, unless ``force``: deleting the changelogs under
     running workers loses their state (and the embedded broker re-creates a topic that a
@@ -285,7 +293,8 @@ async def drop_version(kafka: KafkaConnection, faust_app_id: str, *,
             f"consumer group {faust_app_id!r} still has {members} member(s): workers of that "
             "version are running (on the embedded broker a stopped first-generation worker "
             "stays listed, BROKER.md fact 4); stop them first, or pass --force")
-    topics = sorted(await topic_partitions(kafka, version_topics(faust_app_id)))
+    topics = sorted(await topic_partitions(
+        kafka, [*version_topics(faust_app_id), *(output_topics or [])]))
 
     async def delete(admin: AIOKafkaAdminClient) -> bool:
         if topics:

@@ -135,6 +135,7 @@ class WindowReport:
         if state is None:
             state = self.states[partition] = PartitionState(partition, self.config, _TUMBLING)
         out = state.apply(records)
+        state.release_memory()
         customer = self.customer
         for result in out.window_results():
             if customer is None or result.customer_id == customer:
@@ -174,8 +175,19 @@ class WindowReport:
 
     @property
     def invalid(self) -> int:
-        """Records that did not parse or validate (skipped; live sends them to the DLQ)."""
+        """Records that did not parse or validate, or repeat a tx_id with other content
+        (skipped; live sends them to the DLQ)."""
         return sum(state.counter("dead_letters") for state in self.states.values())
+
+    @property
+    def duplicates(self) -> int:
+        """Records skipped as duplicates of an earlier one (same tx_id, same content)."""
+        return sum(state.counter("duplicates") for state in self.states.values())
+
+    @property
+    def conflicts(self) -> int:
+        """Records that repeat an earlier tx_id with other content (among :attr:`invalid`)."""
+        return sum(state.counter("conflicts") for state in self.states.values())
 
     @property
     def late(self) -> int:
@@ -297,7 +309,9 @@ async def check_live(kafka: KafkaConnection, source: str, changelog: str,
     states = {p: PartitionState(p, config, _TUMBLING) for p in range(partitions)}
     done = 0
     async for partition, records in stream_topic(kafka, source, stops):
-        states[partition].apply(decode_records(records, decoder))
+        state = states[partition]
+        state.apply(decode_records(records, decoder))
+        state.release_memory()
         done += len(records)
         if on_progress is not None:
             on_progress(done, result.applied)

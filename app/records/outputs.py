@@ -9,15 +9,24 @@ from typing import Any
 import orjson
 
 from tables.aggregate import average_in_cents
-from tables.outputs import Alert, LateEvent, SessionResult, SlidingRun, WindowResult, WindowRun
+from tables.outputs import (
+    Alert,
+    DuplicateConflict,
+    LateEvent,
+    SessionResult,
+    SlidingRun,
+    WindowResult,
+    WindowRun,
+)
 
-from .money import cents_to_float_exact
+from .money import cents_to_float_exact, format_cents
 from .speedups import COMPILED, speedups
 from .times import format_time, second_text
 
 __all__ = [
     "COMPILED",
     "alert_records",
+    "conflict_reason",
     "dead_letter_headers",
     "encode_alert",
     "encode_late",
@@ -282,6 +291,29 @@ def encode_late(late: LateEvent, partition: int) -> bytes:
         "currency": "PLN",
         "event_time": format_time(tx.event_time_ms),
     })
+
+
+def conflict_reason(conflict: DuplicateConflict) -> str:
+    """Why a duplicate with other content is dead-lettered: the earlier offset, and each
+    field that differs (earlier value, then this record's).
+
+    ``tx_id 'a7' was already applied at offset 12 with other content (amount 100.00, not
+    120.00)``
+    """
+    tx = conflict.tx
+    differences = [
+        f"{name} {earlier}, not {here}"
+        for name, earlier, here in (
+            ("customer_id", str(conflict.earlier_customer_id), str(tx.customer_id)),
+            ("amount", format_cents(conflict.earlier_amount_cents),
+             format_cents(tx.amount_cents)),
+            ("event_time", format_time(conflict.earlier_event_time_ms),
+             format_time(tx.event_time_ms)),
+        )
+        if earlier != here
+    ]
+    return (f"tx_id {tx.tx_id!r} was already applied at offset {conflict.earlier_offset} "
+            f"with other content ({'; '.join(differences)})")
 
 
 def dead_letter_headers(reason: str, topic: str, partition: int,

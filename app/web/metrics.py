@@ -69,6 +69,9 @@ def worker_snapshot(app: TxApp, started: float, now_ms: int | None = None) -> di
             "partition": partition,
             "events": state.counter("events"),
             "dead_letters": state.counter("dead_letters"),
+            "duplicates": state.counter("duplicates"),
+            "duplicate_conflicts": state.counter("conflicts"),
+            "remembered_tx_ids": state.txids.remembered,
             "late": state.late_counts(),
             "watermark_ms": state.watermark if seen else None,
             "max_event_ms": state.max_event_ms if seen else None,
@@ -172,8 +175,17 @@ def metric_families(snapshot: Mapping[str, Any]) -> list[MetricFamily]:
                     "Valid transactions applied to a source partition's state "
                     "(exactly once per source offset; persisted with the state).")
     dead = family("dead_letters_total", "counter",
-                  "Invalid source records sent to the dead-letter topic "
-                  "(once per source offset; persisted with the state).")
+                  "Source records sent to the dead-letter topic: invalid ones and duplicates "
+                  "with other content (once per source offset; persisted with the state).")
+    duplicates = family("duplicates_total", "counter",
+                        "Records skipped as duplicates: a tx_id applied earlier within the "
+                        "duplicate horizon, with the same content (persisted with the state).")
+    conflicts = family("duplicate_conflicts_total", "counter",
+                       "Records dead-lettered because their tx_id was applied earlier with "
+                       "other content (also in txstream_dead_letters_total).")
+    remembered = family("remembered_tx_ids", "gauge",
+                        "tx_ids a partition's duplicate check holds in memory: those within the "
+                        "horizon, and expired ones until their flush's segment leaves.")
     late = family("late_events_total", "counter",
                   "Events that arrived after their window of this kind had closed.")
     customers = family("table_customers", "gauge",
@@ -194,6 +206,9 @@ def metric_families(snapshot: Mapping[str, Any]) -> list[MetricFamily]:
         p = row["partition"]
         events.add(row["events"], partition=p)
         dead.add(row["dead_letters"], partition=p)
+        duplicates.add(row.get("duplicates"), partition=p)
+        conflicts.add(row.get("duplicate_conflicts"), partition=p)
+        remembered.add(row.get("remembered_tx_ids"), partition=p)
         for kind, count in row["late"].items():
             late.add(count, partition=p, kind=kind)
         for kind, count in row["customers"].items():
@@ -271,9 +286,9 @@ def metric_families(snapshot: Mapping[str, Any]) -> list[MetricFamily]:
             offset.add(row["offset"], **labels)
             remaining.add(row["remaining"], **labels)
 
-    return [events, dead, late, alerts, results, sessions, late_sent, skipped, reachable,
-            outages, down_for, received, rate,
-            event_lag, consumer_lag, idle, watermark, max_event, customers, uptime,
+    return [events, dead, duplicates, conflicts, late, alerts, results, sessions, late_sent,
+            skipped, reachable, outages, down_for, received, rate, event_lag, consumer_lag,
+            idle, watermark, max_event, customers, remembered, uptime,
             in_progress, completed, highwater, offset, remaining]
 
 

@@ -242,6 +242,8 @@ def merge_stats(own: dict[str, Any], peers: list[tuple[Any, dict[str, Any] | Bas
         "events_in": sum(row["events"] for row in rows),
         "late": late,
         "dead_letters": sum(row["dead_letters"] for row in rows),
+        "duplicates": sum(row.get("duplicates", 0) for row in rows),
+        "duplicate_conflicts": sum(row.get("duplicate_conflicts", 0) for row in rows),
         "alerts": own["alerts"],
         "throughput_per_second": round(sum(part["throughput_per_second"] for part in parts), 1),
         "missing_partitions": sorted(set(range(partitions_expected)) - set(by_partition)),
@@ -272,6 +274,8 @@ def worker_stats(app: TxApp, started: float) -> dict[str, Any]:
             "partition": row["partition"],
             "events": row["events"],
             "dead_letters": row["dead_letters"],
+            "duplicates": row["duplicates"],
+            "duplicate_conflicts": row["duplicate_conflicts"],
             "late": row["late"],
             "watermark": format_time(watermark) if watermark is not None else None,
             "max_event_time": format_time(max_event) if max_event is not None else None,
@@ -293,6 +297,8 @@ def worker_stats(app: TxApp, started: float) -> dict[str, Any]:
         "late": {kind: sum(p["late"][kind] for p in partitions)
                  for kind in app.settings.window_kind_list},
         "dead_letters": sum(p["dead_letters"] for p in partitions),
+        "duplicates": sum(p["duplicates"] for p in partitions),
+        "duplicate_conflicts": sum(p["duplicate_conflicts"] for p in partitions),
         "alerts": len(app.alerts_tail),  # type: ignore[attr-defined]
         "skipped_records": app.skipped_records.snapshot(),
         "broker": _broker_json(snapshot["broker"]),

@@ -198,8 +198,8 @@ async def test_dashboard_shows_the_tables_numbers(workers: WorkerFactory, tmp_pa
     kpi = {m.group(1): _text(m.group(2)) for m in re.finditer(
         r'<div class="value" id="kpi-([a-z]+)">(.*?)</div>', dom)}
     assert kpi["events"] == f"{len(rows) + 1:,}"
-    assert (kpi["dlq"], kpi["late"], kpi["alerts"]) == (str(len(INVALID)), str(
-        data["late_total"]), "3")
+    assert (kpi["dlq"], kpi["late"], kpi["alerts"], kpi["duplicates"]) == (str(len(INVALID)), str(
+        data["late_total"]), "3", str(data["duplicates"]))
     top = re.search(r'<g class="hbar first" data-customer="(\d+)" data-cents="(\d+)">(.*?)</g>',
                     dom)
     assert top is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -17,10 +18,11 @@ import pytest
 
 from app.kafka.admin import true_end_offsets
 from app.kafka.changelog import changelog_topic, read_changelog, topic_partitions
-from app.kafka.topic_io import TopicRecord, read_topic, send_raw
+from app.kafka.topic_io import TopicRecord, read_topic, read_until, send_raw
 from app.kappa.replay import committed_offsets, version_topics
 from app.records.times import parse_time
 from app.testing import async_wait_until, wait_until
+from app.topics import TopicNames
 from tables.kindstate import META_KEY
 from tables.partition import KINDS
 
@@ -285,9 +287,11 @@ async def test_replay_equals_live_and_rebuilds_history_with_new_settings(
                topics.dead_letters]
     live_ends = {topic: await _ends(workers, topic) for topic in outputs}
 
-    # Same settings, version 2: the same tables and the same outputs as live processing.
-    replay = txstream(worker.env, "replay", "--timeout", "60s")
+    # Same settings, version 2, outputs to the live topics again (today's behaviour, on
+    # request): the same tables and the same outputs as live processing.
+    replay = txstream(worker.env, "replay", "--timeout", "60s", "--outputs", "live")
     assert replay.code == 0, replay.err
+    assert "the replay sent alerts, window results, sessions" in replay.out
     assert "state version 2 is caught up: 15 records" in replay.out
     assert "switch: restart the workers with TXSTREAM_STATE_VERSION=2" in replay.out
     assert "TXSTREAM_STATE_VERSION=2 txstream replay --drop 1" in replay.out
@@ -340,3 +344,65 @@ async def test_replay_equals_live_and_rebuilds_history_with_new_settings(
     assert set((await committed_offsets(workers.kafka, v2, topics.transactions,
                                         4)).values()) == {-1}
     assert await topic_partitions(workers.kafka, version_topics(f"{workers.app_id}-v1"))
+
+
+async def _live_alert(workers: WorkerFactory, customer: int, clock: str) -> None:
+    """Send one purchase over the threshold and wait until the live worker alerted."""
+    value = (f'{{"tx_id":"live-{customer}","customer_id":{customer},"amount":6000.00,'
+             f'"currency":"PLN","event_time":"{at(clock)}"}}').encode()
+    await send_raw(workers.kafka, workers.topics.transactions,
+                   [(str(customer).encode(), value)])
+    await read_until(workers.kafka, workers.topics.alerts,
+                     lambda rs: any(orjson.loads(r.value or b"{}")["customer_id"] == customer
+                                    for r in rs), timeout=60)
+
+
+@pytest.mark.slow
+async def test_a_quiet_replay_sends_nothing_and_a_versioned_one_only_to_its_own_topics(
+        workers: WorkerFactory) -> None:
+    worker = start_worker(workers)
+    await send_input(workers)
+    await wait_applied(workers)
+    topics = workers.topics
+    outputs = topics.outputs()
+
+    # The default: no outputs. The live worker keeps serving and alerting meanwhile.
+    quiet = asyncio.create_task(asyncio.to_thread(
+        txstream, worker.env, "replay", "--timeout", "60s"))
+    await _live_alert(workers, 5, "15:11:00")
+    done = await quiet
+    assert done.code == 0, done.err
+    assert "outputs: none were sent (state only)" in done.out
+    versioned_v2 = TopicNames(topics.prefix, "-v2").outputs()
+    assert await topic_partitions(workers.kafka, versioned_v2) == {}
+    live = {topic: await read_topic(workers.kafka, topic) for topic in outputs}
+    # Every record on the live topics is live processing's own: each id once, and the
+    # alerts are the three the live worker sent.
+    for topic, records in live.items():
+        ids = [_output_ids(r, topic, topics) for r in records]
+        assert len(ids) == len(set(ids)), topic
+    assert sorted(orjson.loads(r.value or b"")["alert_id"] for r in live[topics.alerts]) == sorted(
+        [f"1:{parse_time(at('14:00:00'))}", f"3:{parse_time(at('14:25:00'))}",
+         f"5:{parse_time(at('15:10:00'))}"])
+
+    # Versioned: the new version's outputs on topics of its own, created with the
+    # configured partition count before its worker started: exactly the live records.
+    versioned = txstream(worker.env, "replay", "--to-version", "3", "--outputs", "versioned",
+                         "--timeout", "60s")
+    assert versioned.code == 0, versioned.err
+    v3 = TopicNames(topics.prefix, "-v3")
+    assert "TXSTREAM_STATE_VERSION=3 TXSTREAM_OUTPUTS=versioned" in versioned.out
+    assert await topic_partitions(workers.kafka, v3.outputs()) == dict.fromkeys(
+        v3.outputs(), 4)
+    for topic, mine in zip(outputs, v3.outputs(), strict=True):
+        records = await read_topic(workers.kafka, mine)
+        assert ({_output_ids(r, mine, v3): r.value for r in records}
+                == {_output_ids(r, topic, topics): r.value for r in live[topic]}), topic
+        assert len(records) == len(live[topic]), topic
+        # Nothing reached the live topic meanwhile.
+        assert len(await read_topic(workers.kafka, topic)) == len(live[topic]), topic
+
+    # Dropping a version deletes its versioned output topics too.
+    dropped = txstream(worker.env, "replay", "--drop", "3", "--force")
+    assert dropped.code == 0, dropped.err
+    assert await topic_partitions(workers.kafka, v3.outputs()) == {}

@@ -7,7 +7,7 @@ from app.txapp import ROCKSDB_OPTIONS
 
 def test_every_table_uses_small_rocksdb_buffers_and_caches() -> None:
     app = create_app(Settings.load(window_kinds="tumbling,hopping,sliding,session"))
-    assert sorted(app.state_tables) == ["hopping", "session", "sliding", "tumbling"]
+    assert sorted(app.state_tables) == ["hopping", "session", "sliding", "tumbling", "txids"]
     for table in app.state_tables.values():
         options = table.data.rocksdb_options
         assert (options.write_buffer_size, options.max_write_buffer_number,

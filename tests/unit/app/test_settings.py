@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.exceptions import SettingsError
-from app.settings import Settings
+from app.settings import Settings, window_config
 
 DURATION_HINT = "write 500ms, 30s, 5m or 1h; compounds like 1h30m work too"
 
@@ -67,6 +67,8 @@ def test_defaults() -> None:
         "web_cert_file": None,
         "web_key_file": None,
         "web_ca_file": None,
+        "duplicate_horizon": "",
+        "outputs": "live",
     }
 
 
@@ -86,6 +88,8 @@ def test_defaults__parsed_values() -> None:
         "alert_threshold_cents": settings.alert_threshold_cents,
         "max_event_ahead_ms": settings.max_event_ahead_ms,
         "bootstrap_servers": settings.bootstrap_servers,
+        "duplicate_horizon_ms": settings.duplicate_horizon_ms,
+        "output_suffix": settings.output_suffix,
     }
     assert parsed == {
         "tumbling_ms": 300_000,
@@ -101,6 +105,8 @@ def test_defaults__parsed_values() -> None:
         "alert_threshold_cents": 500_000,
         "max_event_ahead_ms": 300_000,
         "bootstrap_servers": ["localhost:9092"],
+        "duplicate_horizon_ms": 7_200_000,  # the retention
+        "output_suffix": "",
     }
 
 
@@ -258,6 +264,10 @@ def test_dotenv_bad_value__names_the_variable(tmp_path: Path) -> None:
         ("STATE_VERSION", "0", "expected an integer >= 1"),
         ("LOG_LEVEL", "LOUD", "expected one of debug, info, warning, error"),
         ("TOPIC_PREFIX", "a/b-", "use only letters, digits, '.', '_' and '-' (or nothing)"),
+        ("DUPLICATE_HORIZON", "2 hours", f"not a duration ({DURATION_HINT})"),
+        ("DUPLICATE_HORIZON", "0s", "must be greater than zero"),
+        ("OUTPUTS", "quiet", "expected one of live, none, versioned"),
+        ("OUTPUTS", "", "expected one of live, none, versioned"),
     ],
 )
 def test_bad_value__names_the_variable(
@@ -276,6 +286,29 @@ def test_retention_shorter_than_largest_window(monkeypatch: pytest.MonkeyPatch) 
     assert str(info.value) == (
         "TXSTREAM_RETENTION='10m': must be at least the largest window, TXSTREAM_SESSION_GAP 15m"
     )
+
+
+def test_duplicate_horizon_shorter_than_largest_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TXSTREAM_DUPLICATE_HORIZON", "10m")
+    with pytest.raises(SettingsError) as info:
+        Settings.load()
+    assert str(info.value) == (
+        "TXSTREAM_DUPLICATE_HORIZON='10m': must be at least the largest window, "
+        "TXSTREAM_SESSION_GAP 15m"
+    )
+
+
+def test_duplicate_horizon__default_follows_the_retention_and_can_be_set() -> None:
+    assert (Settings.load(retention="6h").duplicate_horizon_ms,
+            Settings.load(retention="6h", duplicate_horizon=" 30m ").duplicate_horizon_ms,
+            window_config(Settings.load(duplicate_horizon="1h")).duplicate_horizon_ms) == (
+        6 * 3_600_000, 30 * 60_000, 3_600_000)
+
+
+def test_outputs__versioned_topics_carry_the_state_version() -> None:
+    assert [(s.outputs, s.output_suffix) for s in (
+        Settings.load(outputs="Versioned", state_version=3), Settings.load(outputs=" none"),
+        Settings.load())] == [("versioned", "-v3"), ("none", ""), ("live", "")]
 
 
 def test_retention_equal_to_largest_window_is_enough() -> None:

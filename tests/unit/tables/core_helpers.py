@@ -7,8 +7,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from tables.dedupe import TXIDS, entry_fields
 from tables.outputs import Outputs
-from tables.partition import KINDS, PartitionState
+from tables.partition import TABLES, PartitionState
 from tables.windows import WindowConfig
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "CONFIG",
     "MIN",
     "SEC",
+    "TXIDS",
     "Store",
     "Tx",
     "at",
@@ -38,7 +40,8 @@ MIN = 60 * SEC
 BASE = datetime(2026, 3, 12, 14, 0, tzinfo=UTC)
 
 #: Small sizes for tests: tumbling 5 min, hopping 10/2 min, sliding 10 min, gap 15 min,
-#: lateness 5 s, idle timeout 30 s, retention 30 min, alert threshold 5000.00 PLN.
+#: lateness 5 s, idle timeout 30 s, retention 30 min, alert threshold 5000.00 PLN,
+#: duplicate horizon 30 min.
 CONFIG = WindowConfig(
     tumbling_ms=5 * MIN,
     hopping_size_ms=10 * MIN,
@@ -49,6 +52,7 @@ CONFIG = WindowConfig(
     idle_timeout_ms=30 * SEC,
     retention_ms=30 * MIN,
     alert_threshold_cents=500_000,
+    duplicate_horizon_ms=30 * MIN,
 )
 
 
@@ -87,24 +91,32 @@ def batch(txs: Iterable[Tx], first_offset: int = 0) -> list[tuple[int, Tx]]:
     return list(enumerate(txs, start=first_offset))
 
 
-def snapshot(ps: PartitionState) -> dict[str, list[tuple[bytes, bytes]]]:
-    """``dump_dirty()`` of every kind (clears the dirty marks)."""
-    return {kind: state.dump_dirty() for kind, state in ps.kinds.items()}
+Records = dict[str, list[tuple[bytes, bytes | None]]]
+
+
+def snapshot(ps: PartitionState) -> Records:
+    """``dump_dirty()`` of every table, the duplicate check's last (clears the dirty marks)."""
+    return {name: list(state.dump_dirty()) for name, state in ps.tables.items()}
 
 
 class Store:
-    """What the changelogs hold: the last record per key, per kind, built from flushes."""
+    """What the changelogs hold: the last record per key, per table, built from flushes."""
 
     def __init__(self) -> None:
-        self.tables: dict[str, dict[bytes, bytes]] = {kind: {} for kind in KINDS}
+        self.tables: dict[str, dict[bytes, bytes]] = {name: {} for name in TABLES}
 
-    def write(self, records: dict[str, list[tuple[bytes, bytes]]]) -> None:
-        """Write one flush (or part of one)."""
-        for kind, pairs in records.items():
-            self.tables[kind].update(pairs)
+    def write(self, records: Mapping[str, Sequence[tuple[bytes, bytes | None]]]) -> None:
+        """Write one flush (or part of one); a ``None`` value deletes the key."""
+        for name, pairs in records.items():
+            table = self.tables[name]
+            for key, value in pairs:
+                if value is None:
+                    table.pop(key, None)
+                else:
+                    table[key] = value
 
-    def flush(self, ps: PartitionState) -> dict[str, list[tuple[bytes, bytes]]]:
-        """Write every kind's dirty records of ``ps`` and return them."""
+    def flush(self, ps: PartitionState) -> Records:
+        """Write every table's dirty records of ``ps`` and return them."""
         records = snapshot(ps)
         self.write(records)
         return records
@@ -116,22 +128,35 @@ class Store:
         return other
 
 
-def restored(records: Store | Mapping[str, Sequence[tuple[bytes, bytes]]],
+def restored(records: Store | Mapping[str, Sequence[tuple[bytes, bytes | None]]],
              config: WindowConfig = CONFIG, partition: int = 0) -> PartitionState:
     """A fresh PartitionState loaded from stored records, schedules rebuilt."""
     tables = records.tables if isinstance(records, Store) else records
     ps = PartitionState(partition, config)
-    for kind, state in ps.kinds.items():
-        pairs = tables.get(kind, {})
+    for name, state in ps.tables.items():
+        pairs = tables.get(name, {})
         for key, value in (pairs.items() if isinstance(pairs, dict) else pairs):
-            state.load(key, value)
+            if value is not None:
+                state.load(key, value)
         state.finish_load()
     return ps
 
 
 def state_of(ps: PartitionState) -> dict[str, dict[str, object]]:
     """Everything observable about a partition's state, as plain comparable data."""
-    every: dict[str, dict[str, object]] = {}
+    txids = ps.txids
+    # Entries that expired stay in memory until a flush lets them go: what is observable
+    # is the entries within the horizon.
+    live = {tx_id: entry_fields(entry) for tx_id, entry in sorted(txids.seen.items())
+            if entry_fields(entry)[2] + txids.horizon > txids.watermark.value}
+    every: dict[str, dict[str, object]] = {
+        TXIDS: {
+            "offset": txids.offset,
+            "watermark": txids.watermark.to_list(),
+            "counters": dict(txids.counters),
+            "remembered": live,
+        },
+    }
     for kind, state in ps.kinds.items():
         customers = {  # a deep copy: some record forms share lists with the live state
             customer_id: copy.deepcopy(state._dump(customer))

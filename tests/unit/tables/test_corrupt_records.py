@@ -91,8 +91,22 @@ def test_a_state_of_ours_still_loads_exactly() -> None:
     store = Store()
     store.flush(ps)
     again = PartitionState(0, CONFIG)
-    for kind, state in again.kinds.items():
-        for key, value in store.tables[kind].items():
+    for name, state in again.tables.items():
+        for key, value in store.tables[name].items():
             state.load(key, orjson.dumps(orjson.loads(value)))
         state.finish_load()
     assert state_of(again) == state_of(ps)
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    (b"s:1", b'[["a", "xyz"]]'), (b"s:1", b'[["a"]]'), (b"s:1", b'{"a": "0x1"}'),
+    (b"s:1", b'[[1, "0x1"]]'), (b"s:1", b'[["a", "0x1"], ["b", 2]]'), (b"s:1", b"nope"),
+    (b"7", b'[["a", "0x1"]]'), (b"s:x", b'[["a", "0x1"]]'), (b"s:1", b'[["a", "-0x1"]]'),
+    (META_KEY, b'{"o": 1}'), (META_KEY, b"[]"),
+])
+def test_a_foreign_record_of_the_duplicate_check_is_refused_and_changes_nothing(
+        key: bytes, value: bytes) -> None:
+    state = PartitionState(0, CONFIG).txids
+    with pytest.raises(CorruptRecord):
+        state.load(key, value)
+    assert (state.seen, state.offset) == ({}, -1)

@@ -169,7 +169,7 @@ def test_crash_restore_and_redelivery_give_the_uninterrupted_outputs(
     more_cuts = data.draw(st.lists(st.integers(0, 30), max_size=3), label="new cuts")
     for part in _cut(again, more_cuts):
         sent.append(back.apply(part, wall_ms=0))
-    for state in back.kinds.values():
+    for state in back.tables.values():
         state.mark_input(0)
     sent.append(back.advance(FAR_WALL))
     everything = collect(sent)

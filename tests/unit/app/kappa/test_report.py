@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from app.commands.progress import ProgressLine, render_progress
-from app.commands.replay import parse_version
+from app.commands.replay import DEFAULT_OUTPUTS, parse_outputs, parse_version
 from app.commands.report import ReportOptions, parse_report_options
 from app.commands.usage import UsageError
 from app.kafka.changelog import ChangelogPartition, load_kind
@@ -30,6 +30,7 @@ from app.kappa.report import (
 from app.records.times import parse_time
 from app.records.transaction import Transaction
 from app.settings import Settings
+from app.topics import TopicNames
 from tables.aggregate import Aggregate
 from tables.fixed import TOTAL, FixedWindowState
 from tables.kindstate import META_KEY
@@ -102,6 +103,25 @@ def test_rows_of_a_fixed_input_are_exact_and_drop_late_events(batch: int) -> Non
     assert [r.average for r in report.rows()] == [
         Decimal("1880.02"), Decimal("1375.00"), Decimal("2.50")]  # 2.505 -> half-even
     assert (report.events, report.invalid, report.late) == (10, 2, 2)
+
+
+def test_repeated_purchases_are_skipped_as_live_processing_skips_them() -> None:
+    # Every valid record of INPUT sent again right after its original (an outbox relayed
+    # twice), and one with another amount (dead-lettered live, skipped here).
+    report = WindowReport(HOURLY)
+    for partition in (0, 1):
+        records: list[tuple[int, Transaction | None]] = []
+        for _, _, record in (r for r in INPUT if r[0] == partition):
+            records.append((len(records), record))
+            if record is not None:
+                records.append((len(records), record))
+        last = [r for _, r in records if r is not None][-1]
+        records.append((len(records), Transaction(last.tx_id, last.customer_id,
+                                                  last.amount_cents + 1, "PLN",
+                                                  last.event_time_ms)))
+        report.apply(partition, records)
+    assert (report.rows(), report.events, report.duplicates, report.invalid,
+            report.conflicts, report.late) == (EXPECTED, 10, 10, 4, 2, 2)
 
 
 def test_include_late_counts_every_valid_transaction() -> None:
@@ -383,6 +403,21 @@ def test_versions_are_positive_integers() -> None:
     for bad in ("0", "-1", "x", "1.5", ""):
         with pytest.raises(UsageError, match="expected a state version"):
             parse_version("--to-version", bad)
+
+
+def test_replay_outputs_are_none_versioned_or_live_and_none_by_default() -> None:
+    assert ([parse_outputs(text) for text in ("none", " Versioned", "LIVE")], DEFAULT_OUTPUTS) == (
+        ["none", "versioned", "live"], "none")
+    for bad in ("quiet", "", "live,versioned"):
+        with pytest.raises(UsageError, match="--outputs: expected one of none, versioned, live"):
+            parse_outputs(bad)
+
+
+def test_versioned_output_topics_keep_the_input_and_append_the_version() -> None:
+    names = TopicNames("t1-", "-v2")
+    assert (names.transactions, names.outputs()) == ("t1-transactions", [
+        "t1-alerts-v2", "t1-window-results-v2", "t1-sessions-v2", "t1-late-transactions-v2",
+        "t1-transactions-dlq-v2"])
 
 
 def test_progress_line_renders_rate_and_eta() -> None:

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.records.outputs import (
+    conflict_reason,
     encode_alert,
     encode_late,
     encode_session,
@@ -22,6 +23,7 @@ from app.records.times import format_time
 from app.records.transaction import Transaction
 from tables.outputs import (
     Alert,
+    DuplicateConflict,
     LateEvent,
     Outputs,
     SessionResult,
@@ -187,3 +189,21 @@ def test_session_duration_text_is_the_float_repr_orjson_writes(ms: int) -> None:
     session = SessionResult(1, 0, ms, 1, 100, 100, 100)
     assert orjson.loads(encode_session(session))["duration"] == ms / 1000
     assert encode_session(session).endswith(b'"duration":' + orjson.dumps(ms / 1000) + b"}")
+
+
+def test_conflict_reason__names_the_earlier_offset_and_each_field_that_differs() -> None:
+    t = 1_773_324_060_000  # 2026-03-12T14:01:00Z
+    again = Transaction("a7", 1, 12_000, "PLN", t)
+    moved = Transaction("a7", 2, 10_000, "PLN", t + 30_000)
+
+    def reason(tx: Transaction) -> str:
+        return conflict_reason(DuplicateConflict(
+            20, tx, earlier_offset=12, earlier_customer_id=1, earlier_amount_cents=10_000,
+            earlier_event_time_ms=t))
+
+    assert [reason(again), reason(moved)] == [
+        "tx_id 'a7' was already applied at offset 12 with other content "
+        "(amount 100.00, not 120.00)",
+        "tx_id 'a7' was already applied at offset 12 with other content "
+        "(customer_id 1, not 2; event_time 2026-03-12T14:01:00Z, not 2026-03-12T14:01:30Z)",
+    ]

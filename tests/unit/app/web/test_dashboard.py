@@ -117,3 +117,12 @@ def test_merge_parts__nothing_yet() -> None:
     assert (data["windows"], data["current_window"], data["missing_partitions"]) == ([], None,
                                                                                      [0, 1])
     assert data["event_time_lag_seconds"] is None
+
+
+def test_merge_parts__sums_duplicates_and_conflicts_over_partitions() -> None:
+    p0, p1 = _state(0, []), _state(1, [])
+    rows = [{**_row(0, p0), "duplicates": 2, "duplicate_conflicts": 1},
+            {**_row(1, p1), "duplicates": 3, "duplicate_conflicts": 0}]
+    data = merge_parts([_part("http://a", rows)], partitions_expected=2,
+                       window_size_ms=5 * MIN, kinds=["tumbling"])
+    assert (data["duplicates"], data["duplicate_conflicts"]) == (5, 1)

@@ -29,12 +29,14 @@ def _snapshot() -> dict[str, Any]:
         "records_received": 9,
         "kinds": list(KINDS),
         "partitions": [
-            {"partition": 0, "events": 5, "dead_letters": 2,
+            {"partition": 0, "events": 5, "dead_letters": 2, "duplicates": 3,
+             "duplicate_conflicts": 1, "remembered_tx_ids": 6,
              "late": {"tumbling": 1, "hopping": 0},
              "watermark_ms": 1_773_324_295_000, "max_event_ms": 1_773_324_300_000,
              "event_time_lag_seconds": 10.0, "idle_seconds": 0.25, "consumer_lag": 0,
              "customers": {"tumbling": 2, "hopping": 2}},
-            {"partition": 1, "events": 0, "dead_letters": 0,
+            {"partition": 1, "events": 0, "dead_letters": 0, "duplicates": 0,
+             "duplicate_conflicts": 0, "remembered_tx_ids": 0,
              "late": {"tumbling": 0, "hopping": 0},
              "watermark_ms": None, "max_event_ms": None, "event_time_lag_seconds": None,
              "idle_seconds": None, "consumer_lag": None,
@@ -60,11 +62,21 @@ EXPECTED = """\
 # TYPE txstream_events_total counter
 txstream_events_total{partition="0"} 5
 txstream_events_total{partition="1"} 0
-# HELP txstream_dead_letters_total Invalid source records sent to the dead-letter topic \
-(once per source offset; persisted with the state).
+# HELP txstream_dead_letters_total Source records sent to the dead-letter topic: invalid ones \
+and duplicates with other content (once per source offset; persisted with the state).
 # TYPE txstream_dead_letters_total counter
 txstream_dead_letters_total{partition="0"} 2
 txstream_dead_letters_total{partition="1"} 0
+# HELP txstream_duplicates_total Records skipped as duplicates: a tx_id applied earlier within \
+the duplicate horizon, with the same content (persisted with the state).
+# TYPE txstream_duplicates_total counter
+txstream_duplicates_total{partition="0"} 3
+txstream_duplicates_total{partition="1"} 0
+# HELP txstream_duplicate_conflicts_total Records dead-lettered because their tx_id was applied \
+earlier with other content (also in txstream_dead_letters_total).
+# TYPE txstream_duplicate_conflicts_total counter
+txstream_duplicate_conflicts_total{partition="0"} 1
+txstream_duplicate_conflicts_total{partition="1"} 0
 # HELP txstream_late_events_total Events that arrived after their window of this kind had closed.
 # TYPE txstream_late_events_total counter
 txstream_late_events_total{partition="0",kind="tumbling"} 1
@@ -130,6 +142,11 @@ txstream_table_customers{partition="0",kind="tumbling"} 2
 txstream_table_customers{partition="0",kind="hopping"} 2
 txstream_table_customers{partition="1",kind="tumbling"} 0
 txstream_table_customers{partition="1",kind="hopping"} 0
+# HELP txstream_remembered_tx_ids tx_ids a partition's duplicate check holds in memory: those \
+within the horizon, and expired ones until their flush's segment leaves.
+# TYPE txstream_remembered_tx_ids gauge
+txstream_remembered_tx_ids{partition="0"} 6
+txstream_remembered_tx_ids{partition="1"} 0
 # HELP txstream_uptime_seconds Seconds since this worker's web views started.
 # TYPE txstream_uptime_seconds gauge
 txstream_uptime_seconds 12.5
