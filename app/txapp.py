@@ -45,8 +45,13 @@ logger = logging.getLogger(__name__)
 
 
 def faust_app_id(settings: Settings, version: int | None = None) -> str:
-    """Consumer group and changelog prefix of one state version (Kappa replay bumps it)."""
-    return f"{settings.app_id}-v{settings.state_version if version is None else version}"
+    """Consumer group and changelog prefix of one state version (Kappa replay bumps it).
+
+    The topic prefix is part of it: two deployments that share a broker and an app id but
+    not a prefix must not share a consumer group or read each other's changelogs.
+    """
+    number = settings.state_version if version is None else version
+    return f"{settings.topic_prefix}{settings.app_id}-v{number}"
 
 
 class TxApp(faust.App):

@@ -254,7 +254,8 @@ async def run_txstream(ctx: Context, target: str, run: int, *, recovery: bool = 
     """
     name = f"{target}-r{run}"
     app_id = f"{ctx.stamp}-{name}"
-    group = f"{app_id}-v1"  # faust_app_id(): the consumer group and changelog prefix
+    # faust_app_id(): the consumer group and changelog prefix
+    group = f"{ctx.topics.prefix}{app_id}-v1"
     datadir = ctx.workdir / f"{name}-data"
     port = free_port()
     env = worker_env(ctx, app_id, port, datadir,

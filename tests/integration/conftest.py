@@ -104,6 +104,10 @@ class WorkerFactory:
     #: How the test's own clients connect (None: PLAINTEXT to ``broker_url``).
     connection: KafkaConnection | None = None
 
+    def state_id(self, version: int = 1) -> str:
+        """The consumer group and changelog prefix of one state version of this test."""
+        return f"{self.settings['TXSTREAM_TOPIC_PREFIX']}{self.app_id}-v{version}"
+
     @property
     def topics(self) -> TopicNames:
         """This test's topic names."""

@@ -85,7 +85,7 @@ async def test_a_file_loaded_twice_counts_once_and_a_conflicting_repeat_is_dead_
             _metric(worker, "txstream_dead_letters_total")) == (len(VALID), 1, 1)
 
     # The batch report and the live-table check apply the same rule through the same core.
-    tumbling = changelog_topic(f"{workers.app_id}-v1", "tumbling")
+    tumbling = changelog_topic(workers.state_id(1), "tumbling")
 
     async def all_flushed() -> bool:
         parts = await read_changelog(workers.kafka, tumbling) or {}
@@ -164,7 +164,7 @@ async def test_expired_tx_ids_leave_the_table_and_a_rebuild_holds_what_the_worke
     worker = workers.start(**settings)
     await send(workers, txs[:60], rate=None)
     # Until the first half is in a flush: its segments are then written.
-    changelog = changelog_topic(f"{workers.app_id}-v1", TXIDS)
+    changelog = changelog_topic(workers.state_id(1), TXIDS)
 
     async def stored() -> tuple[int, int]:
         """Records the table's partition records cover, and tx_ids in its segments."""

@@ -133,7 +133,7 @@ async def test_fuzzed_records_are_dead_lettered_and_valid_ones_counted_exactly(
     foreign_alerts = [b'{"alert_id": ["x"]}', b'{"alert_id": "evil-1"}', b"\x00garbage", b"[]"]
     await send_raw(workers.kafka, workers.topics.alerts,
                    [(b"1", value) for value in foreign_alerts])
-    changelog = changelog_topic(f"{workers.app_id}-v1", "tumbling")
+    changelog = changelog_topic(workers.state_id(1), "tumbling")
     # Keys no customer of the test has: a foreign record under a customer's key would
     # replace that customer's state (it is then skipped, and the customer starts afresh).
     await send_raw(workers.kafka, changelog, [(b"99", b'{"o": "x", "w": [[1]]}'),

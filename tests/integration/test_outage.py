@@ -160,7 +160,7 @@ async def test_a_lost_broker_is_logged_at_a_bounded_rate_and_a_new_empty_one_sto
 
 
 async def test_a_restart_on_a_broker_that_lost_the_changelogs_stops_with_what_to_do(
-        own_broker: EmbeddedBroker, factory: WorkerFactory, unique_id: str) -> None:
+        own_broker: EmbeddedBroker, factory: WorkerFactory) -> None:
     await factory.create_topics()
     worker = factory.start("w1")
     events = purchases(0)
@@ -180,7 +180,7 @@ async def test_a_restart_on_a_broker_that_lost_the_changelogs_stops_with_what_to
         replacement.stop()
     last = log.strip().splitlines()[-1]
     assert last.startswith("txstream worker: the broker at 127.0.0.1:")
-    assert re.search(rf"{unique_id}-v1-(tumbling|hopping|sliding|session|txids)-changelog "
+    assert re.search(rf"{factory.state_id(1)}-(tumbling|hopping|sliding|session|txids)-changelog "
                      r"partition \d ends at offset 0, but the local state has reached offset "
                      r"\d+", last), last
     assert str(worker.datadir) in last

@@ -195,7 +195,7 @@ async def _source_ends(workers: WorkerFactory) -> dict[int, int]:
 
 async def _committed(workers: WorkerFactory) -> dict[int, int]:
     """The worker group's committed offset of each transactions partition (-1: none)."""
-    return await committed_offsets(workers.kafka, f"{workers.app_id}-v1",
+    return await committed_offsets(workers.kafka, workers.state_id(1),
                                    workers.topics.transactions, PARTITIONS)
 
 

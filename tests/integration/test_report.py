@@ -127,7 +127,7 @@ async def wait_applied(workers: WorkerFactory, version: int = 1,
     """Until every kind's table of ``version`` has flushed state for every input record."""
     async def applied() -> bool:
         for kind in kinds:
-            topic = changelog_topic(f"{workers.app_id}-v{version}", kind)
+            topic = changelog_topic(workers.state_id(version), kind)
             parts = await read_changelog(workers.kafka, topic)
             done = sum(orjson.loads(p.meta)["o"] + 1 for p in (parts or {}).values() if p.meta)
             if done != RECORDS:
@@ -212,7 +212,7 @@ async def test_report_output_and_check_against_the_live_tables(workers: WorkerFa
 
     # A damaged live table: customer 2's first window gets one grosz too much, written as
     # a complete flush (customer record, then the partition record).
-    topic = changelog_topic(f"{workers.app_id}-v1", "tumbling")
+    topic = changelog_topic(workers.state_id(1), "tumbling")
     parts = await read_changelog(workers.kafka, topic)
     assert parts is not None
     part = next(p for p in parts.values() if b"2" in p.records)
@@ -259,7 +259,7 @@ async def _tables(workers: WorkerFactory, version: int) -> dict[str, dict[int, A
     tables: dict[str, dict[int, Any]] = {}
     for kind in KINDS:
         parts = await read_changelog(workers.kafka,
-                                     changelog_topic(f"{workers.app_id}-v{version}", kind))
+                                     changelog_topic(workers.state_id(version), kind))
         assert parts is not None, (kind, version)
         tables[kind] = {p: {k: orjson.loads(v) for k, v in part.records.items()}
                         for p, part in parts.items()}
@@ -337,13 +337,13 @@ async def test_replay_equals_live_and_rebuilds_history_with_new_settings(
     # (BROKER.md fact 4), hence --force.
     dropped = txstream(worker.env, "replay", "--drop", "2", "--force", state_version="3")
     assert dropped.code == 0, dropped.err
-    v2 = f"{workers.app_id}-v2"
+    v2 = workers.state_id(2)
     assert f"deleted state version 2: topics: {', '.join(sorted(version_topics(v2)))}" in (
         dropped.out)
     assert await topic_partitions(workers.kafka, version_topics(v2)) == {}
     assert set((await committed_offsets(workers.kafka, v2, topics.transactions,
                                         4)).values()) == {-1}
-    assert await topic_partitions(workers.kafka, version_topics(f"{workers.app_id}-v1"))
+    assert await topic_partitions(workers.kafka, version_topics(workers.state_id(1)))
 
 
 async def _live_alert(workers: WorkerFactory, customer: int, clock: str) -> None:

@@ -17,3 +17,18 @@ def test_every_table_uses_small_rocksdb_buffers_and_caches() -> None:
         # Faust's defaults would be 64 MB buffers and a 2 GB cache per database.
         assert options.write_buffer_size <= 8 * 1024**2
         assert options.block_cache_size <= 8 * 1024**2
+
+
+def test_a_topic_prefix_keeps_consumer_groups_changelogs_and_state_apart() -> None:
+    # Two deployments sharing a broker and an app id but not a prefix once shared a
+    # consumer group and changelogs: each loaded the other's state.
+    first = create_app(Settings.load(app_id="shop", topic_prefix="p1-"))
+    second = create_app(Settings.load(app_id="shop", topic_prefix="p2-"))
+    assert (first.conf.id, second.conf.id) == ("p1-shop-v1", "p2-shop-v1")
+    assert first.conf.datadir != second.conf.datadir
+    changelogs = [{table.changelog_topic.get_topic_name() for table in app.state_tables.values()}
+                  for app in (first, second)]
+    assert "p1-shop-v1-tumbling-changelog" in changelogs[0]
+    assert not changelogs[0] & changelogs[1]
+    unprefixed = create_app(Settings.load(app_id="shop"))
+    assert unprefixed.conf.id == "shop-v1"  # no prefix: the names of earlier versions
