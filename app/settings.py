@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +32,8 @@ _HOST_PORT = re.compile(
 )
 _APP_ID = re.compile(r"[A-Za-z0-9._-]+")
 _MONEY = re.compile(r"[0-9]+(?:\.[0-9]{1,2})?")
+#: Bind addresses that mean "every interface": no peer can reach a worker by them.
+_ALL_INTERFACES = ("0.0.0.0", "::", "[::]")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 _SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -68,6 +71,7 @@ _EXPECTED: dict[str, str] = {
     "broker": "kafka://host:port[,host:port...]",
     "app_id": "letters, digits, '.', '_' or '-'",
     "web_host": "a host name or IP address",
+    "web_advertised_host": "a host name or IP address other workers can reach",
     "web_port": "an integer port 1..65535",
     "datadir": "a directory path",
     "partitions": "an integer >= 1",
@@ -166,6 +170,8 @@ class Settings(BaseSettings):
     - ``TXSTREAM_APP_ID`` [txstream]: Faust app id (consumer group, topic prefix);
       letters, digits, ``.``, ``_``, ``-``.
     - ``TXSTREAM_WEB_HOST`` [127.0.0.1] / ``TXSTREAM_WEB_PORT`` [6066]: web views.
+    - ``TXSTREAM_WEB_ADVERTISED_HOST`` [the web host, or the machine's host name when that is
+      0.0.0.0]: the host other workers reach this worker's views at.
     - ``TXSTREAM_DATADIR`` [./data]: RocksDB state directory.
     - ``TXSTREAM_PARTITIONS`` [4]: partitions of every topic txstream creates (>= 1).
     - ``TXSTREAM_TUMBLING`` [5m]: tumbling window size.
@@ -259,6 +265,7 @@ class Settings(BaseSettings):
     broker: str = "kafka://localhost:9092"
     app_id: str = "txstream"
     web_host: str = "127.0.0.1"
+    web_advertised_host: str | None = None
     web_port: int = Field(default=6066, ge=1, le=65535)
     datadir: Path = Path("./data")
     partitions: int = Field(default=4, ge=1)
@@ -481,6 +488,32 @@ class Settings(BaseSettings):
             msg = "use only letters, digits, '.', '_' and '-' (or nothing)"
             raise ValueError(msg)
         return value
+
+    @field_validator("web_advertised_host", mode="before")
+    @classmethod
+    def _check_advertised_host(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip() or None
+        if value is not None and (any(char.isspace() for char in value)
+                                  or value in _ALL_INTERFACES):
+            msg = "expected a host name or IP address other workers can reach"
+            raise ValueError(msg)
+        return value
+
+    @property
+    def web_public_host(self) -> str:
+        """The host other workers reach this worker's views at (routing, fan-out).
+
+        ``TXSTREAM_WEB_ADVERTISED_HOST``, else ``TXSTREAM_WEB_HOST``; a worker bound to
+        every interface (0.0.0.0 in a container) is reached by the machine's host name:
+        Faust would otherwise tell the others to send requests to 0.0.0.0, i.e. to
+        themselves.
+        """
+        if self.web_advertised_host:
+            return self.web_advertised_host
+        if self.web_host in _ALL_INTERFACES:
+            return socket.gethostname()
+        return self.web_host
 
     @field_validator("web_host")
     @classmethod

@@ -172,7 +172,7 @@ def build_app(settings: Settings) -> TxApp:
         # HTTPS: the server's context, the URL other workers are told to use, and a
         # client that verifies them (requests routed between workers, view fan-out).
         web = {"web_ssl_context": web_tls, "HttpClient": peer_client_class(peer_tls),
-               "canonical_url": f"https://{settings.web_host}:{settings.web_port}"}
+               "canonical_url": f"https://{settings.web_public_host}:{settings.web_port}"}
     app = TxApp(
         faust_app_id(settings),
         broker=settings.broker,
@@ -187,7 +187,8 @@ def build_app(settings: Settings) -> TxApp:
         topic_replication_factor=1,
         table_standby_replicas=settings.standby_replicas,
         web_bind=settings.web_host,
-        web_host=settings.web_host,
+        # What other workers are told to use (requests routed to the owner, fan-out).
+        web_host=settings.web_public_host,
         web_port=settings.web_port,
         web_in_thread=False,
         consumer_auto_offset_reset="earliest",

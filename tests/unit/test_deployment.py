@@ -109,6 +109,20 @@ def test_workers_are_healthy_when_ready_and_start_after_kafka() -> None:
     assert services["generator"]["depends_on"]["worker-1"]["condition"] == "service_healthy"
 
 
+def test_each_worker_is_reachable_by_the_others_under_its_own_name() -> None:
+    # Bound to 0.0.0.0, a worker advertises its host name (or TXSTREAM_WEB_ADVERTISED_HOST)
+    # for requests routed to the partition owner: each must be a distinct, resolvable name.
+    services = compose()["services"]
+    names = []
+    for name in _workers(services):
+        service = services[name]
+        assert service["environment"]["TXSTREAM_WEB_HOST"] == "0.0.0.0"
+        names.append(service["environment"].get("TXSTREAM_WEB_ADVERTISED_HOST")
+                     or service["hostname"])
+    assert len(set(names)) == len(names) == 2
+    assert set(names) <= set(services), "a compose service name resolves in its network"
+
+
 def test_secrets_come_from_docker_secrets_never_from_the_file(tmp_path: Path) -> None:
     document = compose()
     services, declared = document["services"], document["secrets"]

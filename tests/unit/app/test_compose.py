@@ -32,3 +32,17 @@ def test_a_topic_prefix_keeps_consumer_groups_changelogs_and_state_apart() -> No
     assert not changelogs[0] & changelogs[1]
     unprefixed = create_app(Settings.load(app_id="shop"))
     assert unprefixed.conf.id == "shop-v1"  # no prefix: the names of earlier versions
+
+
+def test_a_worker_bound_to_every_interface_is_advertised_by_a_reachable_name() -> None:
+    import socket
+
+    # Bound to 0.0.0.0 (a container), Faust told the other workers to route requests to
+    # http://0.0.0.0:6066, i.e. to themselves.
+    bound = create_app(Settings.load(web_host="0.0.0.0", web_port=6070))
+    assert str(bound.conf.canonical_url) == f"http://{socket.gethostname()}:6070"
+    assert bound.conf.web_bind == "0.0.0.0"
+    named = create_app(Settings.load(web_host="0.0.0.0", web_advertised_host="worker-1"))
+    assert str(named.conf.canonical_url) == "http://worker-1:6066"
+    local = create_app(Settings.load())
+    assert str(local.conf.canonical_url) == "http://127.0.0.1:6066"

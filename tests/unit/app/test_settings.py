@@ -28,6 +28,7 @@ def test_defaults() -> None:
         "broker": "kafka://localhost:9092",
         "app_id": "txstream",
         "web_host": "127.0.0.1",
+        "web_advertised_host": None,
         "web_port": 6066,
         "datadir": Path("./data"),
         "partitions": 4,
@@ -225,6 +226,8 @@ def test_dotenv_bad_value__names_the_variable(tmp_path: Path) -> None:
         ("MAX_EVENT_AHEAD", "soon", f"not a duration ({DURATION_HINT})"),
         ("APP_ID", "", "use only letters, digits, '.', '_' and '-'"),
         ("WEB_HOST", "", "expected a host name or IP address"),
+        ("WEB_ADVERTISED_HOST", "0.0.0.0", "expected a host name or IP address other workers "
+                                           "can reach"),
         ("WEB_PORT", "0", "expected an integer port 1..65535"),
         ("WEB_PORT", "65536", "expected an integer port 1..65535"),
         ("WEB_PORT", "http", "expected an integer port 1..65535"),
