@@ -62,7 +62,8 @@ async def send_records(kafka: KafkaConnection, topic: str,
         raise BrokerError(
             f"{outage_error(kafka, exc)}; the first {acknowledged:,} record(s) were "
             f"acknowledged; of the {sent - acknowledged:,} sent after them, some may have "
-            "arrived") from None
+            "arrived (sending them again is safe: a repeated tx_id is skipped within "
+            "TXSTREAM_DUPLICATE_HORIZON)") from None
     finally:
         await producer.stop()
     return sent
