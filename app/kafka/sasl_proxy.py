@@ -22,7 +22,7 @@ import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from app.process import free_port
+from .listener import Listener
 
 __all__ = ["MECHANISMS", "SaslProxy", "ScramUser"]
 
@@ -159,37 +159,18 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.write_eof()
 
 
-class SaslProxy:
+class SaslProxy(Listener):
     """Authenticates each connection with SASL, then forwards it to the broker."""
 
     def __init__(self, upstream_port: int, users: Mapping[str, str], *,
                  port: int | None = None, host: str = "127.0.0.1") -> None:
-        self.host = host
-        self.port = port or free_port()
+        super().__init__(port=port, host=host)
         self.upstream = ("127.0.0.1", upstream_port)
         self._passwords = dict(users)
         self._scram = {(mechanism, name): ScramUser.derive(password, mechanism)
                        for mechanism in _HASHES for name, password in users.items()}
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
         #: Logins that succeeded and failed, by user name (what a test can check).
         self.logins: list[tuple[str, bool]] = []
-
-    async def start(self) -> None:
-        """Listen."""
-        self._server = await asyncio.start_server(self._serve, self.host, self.port,
-                                                  reuse_address=True)
-
-    async def stop(self) -> None:
-        """Stop listening and close every open connection."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
-        for writer in list(self._writers):
-            writer.close()
-        if server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), timeout=5)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)

@@ -16,8 +16,7 @@ import logging
 import ssl
 from pathlib import Path
 
-from app.process import free_port
-
+from .listener import Listener
 from .proxy_thread import ProxyThread
 
 __all__ = ["TlsProxy", "TlsProxyThread", "server_tls_context"]
@@ -135,24 +134,19 @@ async def _to_client(reader: asyncio.StreamReader, session: _TlsSession,
         client.close()
 
 
-class TlsProxy:
-    """Accepts TLS on ``127.0.0.1:port`` and forwards each connection to ``upstream``."""
+class TlsProxy(Listener):
+    """Accepts TLS on ``127.0.0.1:port`` and forwards each connection to ``upstream``.
+
+    The TLS handshake of each connection is bounded.
+    """
 
     def __init__(self, upstream_port: int, context: ssl.SSLContext, *, port: int | None = None,
                  host: str = "127.0.0.1", upstream_host: str = "127.0.0.1") -> None:
-        self.host = host
-        self.port = port or free_port()
+        super().__init__(port=port, host=host)
         self.upstream = (upstream_host, upstream_port)
         self._context = context
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
         #: Connections accepted (after the TLS handshake), for tests that prove use.
         self.connections = 0
-
-    async def start(self) -> None:
-        """Listen (the TLS handshake of each connection is bounded)."""
-        self._server = await asyncio.start_server(self._serve, self.host, self.port,
-                                                  reuse_address=True)
 
     async def _serve(self, client_reader: asyncio.StreamReader,
                      client_writer: asyncio.StreamWriter) -> None:
@@ -181,17 +175,6 @@ class TlsProxy:
         finally:
             self._writers.discard(client_writer)
             client_writer.close()
-
-    async def stop(self) -> None:
-        """Stop listening and close every open connection."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
-        for writer in list(self._writers):
-            writer.close()
-        if server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), timeout=5)
 
 
 class TlsProxyThread(ProxyThread):
