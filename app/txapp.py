@@ -12,6 +12,7 @@ from faust.types import TransportT
 
 from app.kafka.admin import ensure_topics, parse_broker_url
 from app.kafka.monitor import BrokerMonitor
+from app.kafka.recovery import BulkTableManager
 from app.kafka.transport import BatchingConsumer, BatchingTransport
 from app.records.speedups import COMPILED
 
@@ -171,6 +172,8 @@ def build_app(settings: Settings) -> TxApp:
         logging_config=None,
         autodiscover=False,
         Worker=TxWorker,
+        # Changelog records are restored a fetch's batch at a time (app/kafka/recovery.py).
+        TableManager=BulkTableManager,
     )
     app.settings = settings
     app.topic_names = TopicNames(settings.topic_prefix)

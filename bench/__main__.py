@@ -163,7 +163,9 @@ async def main_async(args: argparse.Namespace) -> int:
                     say(f"  recovery: {recovery['changelog_records']:,} changelog records, "
                         f"restart->ready {recovery['restart_to_ready_seconds']} s, replay "
                         f"{recovery['replay_seconds']} s, views identical: "
-                        f"{recovery['sample_views_identical']}")
+                        f"{recovery['sample_views_identical']}; data dir kept: restart->ready "
+                        f"{recovery['kept']['restart_to_ready_seconds']} s, "
+                        f"{recovery['kept']['records_restored']} records replayed")
         summary = summarise(measurements, latencies)
         info = {**versions(broker), "txstream": revision}
         table = format_table(summary, args.runs)

@@ -26,8 +26,10 @@ LABELS = {
 
 
 RECOVERY_KEYS = ("changelog_records", "changelog_mean_value_bytes", "restart_to_ready_seconds",
-                 "replay_seconds", "ready_to_state_loaded_seconds",
+                 "replay_seconds", "records_restored", "ready_to_state_loaded_seconds",
                  "records_per_second_restart_to_ready", "records_per_second_replay")
+KEPT_KEYS = ("restart_to_ready_seconds", "replay_seconds", "records_restored",
+             "ready_to_state_loaded_seconds")
 LATENCY_KEYS = ("p50_ms", "p90_ms", "p99_ms", "max_ms", "rate_achieved", "alerts_matched",
                 "triggers_measured")
 
@@ -74,6 +76,11 @@ def summarise(measurements: list[Measurement],
     if recoveries:
         recovery = {key: _median([r[key] for r in recoveries]) for key in RECOVERY_KEYS}
         recovery["sample_views_identical"] = all(r["sample_views_identical"] for r in recoveries)
+        kept = [r["kept"] for r in recoveries if r.get("kept")]
+        if kept:
+            recovery["kept"] = {key: _median([k[key] for k in kept]) for key in KEPT_KEYS}
+            recovery["kept"]["sample_views_identical"] = all(
+                k["sample_views_identical"] for k in kept)
         summary["recovery"] = recovery
     if latencies:
         summary["latency"] = {key: _median([lat[key] for lat in latencies])
@@ -127,6 +134,14 @@ def format_table(summary: dict[str, Any], runs: int) -> str:
                 f"({_fmt(recovery['records_per_second_replay'], ',.0f')} records/s); "
                 f"state loaded {recovery['ready_to_state_loaded_seconds']:.1f} s after ready; "
                 f"sample views identical: {recovery['sample_views_identical']}")]
+            kept = recovery.get("kept")
+            if kept:
+                lines += ["", (
+                    f"{label} (data dir kept, after a clean stop): restart -> Worker ready "
+                    f"{kept['restart_to_ready_seconds']:.1f} s; changelog records replayed "
+                    f"{kept['records_restored']:,.0f}; state loaded "
+                    f"{kept['ready_to_state_loaded_seconds']:.1f} s after ready; sample views "
+                    f"identical: {kept['sample_views_identical']}")]
     return "\n".join(lines)
 
 

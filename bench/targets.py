@@ -403,15 +403,68 @@ async def _customer_views(session: aiohttp.ClientSession, base: str,
     return out
 
 
+_RESTORED = re.compile(r"restored (\d+) changelog records in ([0-9.]+) s")
+
+
+async def _restart(ctx: Context, env: dict[str, str], name: str) -> dict[str, Any]:
+    """Start a worker on ``env`` and time it until ``Worker ready`` (log lines watched)."""
+    port = free_port()
+    env = {**env, "TXSTREAM_WEB_PORT": str(port)}
+    restarted = time.time()
+    process = start_worker(ctx, name, env)
+    watcher = LogWatcher(process.log_path, {
+        "restoring": r"Restoring state from changelog topics",
+        "done": r"Done reading from changelog topics",
+        "ready": r"Worker ready",
+    })
+    deadline = time.monotonic() + ctx.timeout
+    while "ready" not in watcher.poll():
+        if not process.running or time.monotonic() > deadline:
+            message = f"{name}: no 'Worker ready'; log:\n{process.log_tail()}"
+            process.terminate()
+            raise RuntimeError(message)
+        await asyncio.sleep(0.02)
+    seen = dict(watcher.seen)
+    restored = _RESTORED.findall(process.log_text())
+    replay = (seen["done"] - seen["restoring"]) if {"done", "restoring"} <= seen.keys() else None
+    return {"process": process, "base": f"http://127.0.0.1:{port}",
+            "restart_to_ready_seconds": round(seen["ready"] - restarted, 3),
+            "replay_seconds": _round(replay),
+            "records_restored": sum(int(n) for n, _ in restored),
+            "bulk_seconds": _round(sum(float(t) for _, t in restored)),
+            "ready": seen["ready"]}
+
+
+async def _views_loaded(ctx: Context, session: aiohttp.ClientSession,
+                        base: str) -> tuple[dict[str, Any], float]:
+    """The sampled views once every one answers (state loaded from RocksDB), and when."""
+    deadline = time.monotonic() + ctx.timeout
+    after: dict[str, Any] = {}
+    while True:
+        try:
+            after = await _customer_views(session, base, ctx.sample_customers)
+        except (aiohttp.ClientError, TimeoutError):
+            after = {}
+        if after and not any(v == 503 for v in after.values()):
+            break
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    return after, time.time()
+
+
 async def measure_recovery(ctx: Context, session: aiohttp.ClientSession,
                            process: ManagedProcess, env: dict[str, str], datadir: Path,
                            name: str, group: str, base: str) -> dict[str, Any]:
-    """Stop the worker, delete its RocksDB data, restart it: time the rebuild from changelogs.
+    """Restart the worker twice: from the changelogs alone, then with its data dir kept.
 
-    Returns the changelog size, the time from restart to ``Worker ready``, the changelog
-    replay alone (Faust's "Restoring state" to "Done reading" log lines), records per
-    second of each, the time until every sampled customer answers again (partition state
-    loaded from RocksDB into the pipeline), and whether their answers are unchanged.
+    First its RocksDB data is deleted (every changelog record is replayed), then it is
+    stopped cleanly and started on the data it has (nothing should be replayed). For
+    each: the time from restart to ``Worker ready``, the changelog replay (Faust's
+    "Restoring state" to "Done reading" log lines; the worker's own count of restored
+    records), records per second, the time until every sampled customer answers again
+    (partition state loaded from RocksDB into the pipeline), and whether the answers
+    are unchanged.
     """
     # Let the last flush land before the snapshot (the worker is idle by now).
     await asyncio.sleep(1.5)
@@ -425,55 +478,41 @@ async def measure_recovery(ctx: Context, session: aiohttp.ClientSession,
     process.terminate(timeout=15)
     shutil.rmtree(datadir, ignore_errors=True)
 
-    port = free_port()
-    env = {**env, "TXSTREAM_WEB_PORT": str(port)}
-    base = f"http://127.0.0.1:{port}"
-    restarted = time.time()
-    process = start_worker(ctx, f"{name}-recovery", env)
-    watcher = LogWatcher(process.log_path, {
-        "restoring": r"Restoring state from changelog topics",
-        "done": r"Done reading from changelog topics",
-        "ready": r"Worker ready",
-    })
-    deadline = time.monotonic() + ctx.timeout
-    while "ready" not in watcher.poll():
-        if not process.running or time.monotonic() > deadline:
-            message = f"{name} recovery: no 'Worker ready'; log:\n{process.log_tail()}"
-            process.terminate()
-            raise RuntimeError(message)
-        await asyncio.sleep(0.02)
-    seen = dict(watcher.seen)
+    rebuilt = await _restart(ctx, env, f"{name}-recovery")
+    process = rebuilt.pop("process")
     peak_while_recovering = memory_kb(process.pid).get("VmHWM", 0)
-    # First query of each partition loads its state from RocksDB into the pipeline.
-    after: dict[str, Any] = {}
-    while True:
-        try:
-            after = await _customer_views(session, base, ctx.sample_customers)
-        except (aiohttp.ClientError, TimeoutError):
-            after = {}
-        if after and not any(v == 503 for v in after.values()):
-            break
-        if time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.05)
-    loaded = time.time()
-    ready = seen["ready"]
-    replay = (seen["done"] - seen["restoring"]) if {"done", "restoring"} <= seen.keys() else None
-    return {
+    after, loaded = await _views_loaded(ctx, session, rebuilt["base"])
+    restart_s, replay = rebuilt["restart_to_ready_seconds"], rebuilt["replay_seconds"]
+    result: dict[str, Any] = {
         "_process": process,
         "changelog_records": records,
         "changelog_records_per_table": per_table,
         "changelog_value_bytes": sizes,
         "changelog_mean_value_bytes": round(sum(sizes.values()) / max(records, 1)),
-        "restart_to_ready_seconds": round(ready - restarted, 3),
-        "replay_seconds": _round(replay),
-        "ready_to_state_loaded_seconds": round(loaded - ready, 3),
-        "records_per_second_restart_to_ready": round(records / (ready - restarted)),
+        "restart_to_ready_seconds": restart_s,
+        "replay_seconds": replay,
+        "records_restored": rebuilt["records_restored"],
+        "ready_to_state_loaded_seconds": round(loaded - rebuilt["ready"], 3),
+        "records_per_second_restart_to_ready": round(records / restart_s),
         "records_per_second_replay": round(records / replay) if replay else None,
         "peak_rss_mb_after_recovery": round(peak_while_recovering / 1024, 1),
         "sample_views_identical": before == after,
         "sample_views_compared": len(before),
     }
+    # A plain restart: the data dir is kept, so only an unflushed tail would be replayed.
+    process.terminate(timeout=15)
+    kept = await _restart(ctx, env, f"{name}-restart")
+    process = kept.pop("process")
+    again, loaded = await _views_loaded(ctx, session, kept["base"])
+    result["_process"] = process
+    result["kept"] = {
+        "restart_to_ready_seconds": kept["restart_to_ready_seconds"],
+        "replay_seconds": kept["replay_seconds"],
+        "records_restored": kept["records_restored"],
+        "ready_to_state_loaded_seconds": round(loaded - kept["ready"], 3),
+        "sample_views_identical": before == again,
+    }
+    return result
 
 
 # -- profiler -------------------------------------------------------------------------------
