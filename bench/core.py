@@ -110,10 +110,10 @@ def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: 
                 changelogs = RecordBatches(producer=None)
                 for partition_state in states.values():
                     for kind, kind_state in partition_state.kinds.items():
-                        records = kind_state.dump_dirty()
+                        dumped = kind_state.dump_dirty()
                         changelogs.to(kind, partition_state.partition).extend(
-                            (key, value, None) for key, value in records)
-                        counts["state records"] += len(records)
+                            (key, value, None) for key, value in dumped)
+                        counts["state records"] += len(dumped)
                 spent["dump"] += clock() - t4
     total = sum(spent.values())
     print(f"{events:,} events over {hours:g} h, {customers:,} customers, kinds {','.join(kinds)}, "

@@ -15,14 +15,29 @@ from .targets import Measurement
 
 __all__ = ["format_table", "git_revision", "summarise", "versions"]
 
-TARGET_ORDER = ("full", "tumbling", "ceiling", "quix-tumbling", "quix-hopping")
+TARGET_ORDER = ("full", "tumbling", "ceiling", "quix-tumbling", "quix-hopping",
+                "bytewax-tumbling", "full-1p", "tumbling-1p", "pathway-tumbling",
+                "pathway-tumbling-4p")
 LABELS = {
     "full": "txstream full pipeline",
     "tumbling": "txstream tumbling only",
     "ceiling": "ceiling (aiokafka loop)",
     "quix-tumbling": "Quix tumbling 5m",
     "quix-hopping": "Quix hopping 10m/2m",
+    "bytewax-tumbling": "Bytewax tumbling 5m",
+    "pathway-tumbling": "Pathway tumbling 5m, 1 partition",
+    "pathway-tumbling-4p": "Pathway tumbling 5m, 4 partitions",
+    "tumbling-1p": "txstream tumbling only, 1 partition",
+    "full-1p": "txstream full pipeline, 1 partition",
 }
+
+
+def tumbling_results(m: Measurement) -> int | None:
+    """Tumbling window results a run produced (a peer that drops data has fewer)."""
+    if "window_results" in m.extra:
+        return int(m.extra["window_results"])
+    by_kind = m.extra.get("window_results_by_kind") or {}
+    return by_kind.get("tumbling")
 
 
 RECOVERY_KEYS = ("changelog_records", "changelog_mean_value_bytes", "restart_to_ready_seconds",
@@ -62,6 +77,7 @@ def summarise(measurements: list[Measurement],
                 for m in runs]),
             "commit_seconds_after_last": _median([
                 None if m.committed is None else m.committed - m.last for m in runs]),
+            "tumbling_results": _median([tumbling_results(m) for m in runs]),
             "profiled": any(m.extra.get("profiled") for m in runs),
         }
     ceiling = targets.get("ceiling", {}).get("events_per_second")
@@ -74,7 +90,8 @@ def summarise(measurements: list[Measurement],
     recoveries = [m.extra["recovery"] for m in measurements
                   if m.target == "full" and m.extra.get("recovery")]
     if recoveries:
-        recovery = {key: _median([r[key] for r in recoveries]) for key in RECOVERY_KEYS}
+        recovery: dict[str, Any] = {key: _median([r[key] for r in recoveries])
+                                    for key in RECOVERY_KEYS}
         recovery["sample_views_identical"] = all(r["sample_views_identical"] for r in recoveries)
         kept = [r["kept"] for r in recoveries if r.get("kept")]
         if kept:
@@ -99,8 +116,8 @@ def format_table(summary: dict[str, Any], runs: int) -> str:
         f"throughput ({what}; events/s = events after the first batch / time to the last)",
         "",
         "| target | events/s | x ceiling | x Quix tumbling | committed events/s "
-        "| peak RSS MB | wall s | CPU us/event | broker CPU |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| peak RSS MB | wall s | CPU us/event | broker CPU | tumbling results |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, row in summary["targets"].items():
         label = LABELS[name] + (" (profiled)" if row["profiled"] else "")
@@ -112,7 +129,8 @@ def format_table(summary: dict[str, Any], runs: int) -> str:
             f"| {_fmt(row['committed_events_per_second'], ',.0f')} "
             f"| {_fmt(row['peak_rss_mb'], '.0f')} | {_fmt(row['wall_seconds'], '.1f')} "
             f"| {_fmt(row['cpu_us_per_event'], '.0f')} "
-            f"| {'-' if share is None else f'{100 * share:.0f}%'} |")
+            f"| {'-' if share is None else f'{100 * share:.0f}%'} "
+            f"| {_fmt(row['tumbling_results'], ',.0f')} |")
     for key, label in (("latency", "latency"),):
         latency = summary.get(key)
         if latency:
@@ -178,6 +196,8 @@ def versions(broker: EmbeddedBroker | None) -> dict[str, str]:
         "faust-streaming": _version("faust-streaming"),
         "aiokafka": _version("aiokafka"),
         "quixstreams": _version("quixstreams"),
+        "bytewax": _version("bytewax"),
+        "pathway": _version("pathway"),
         "confluent-kafka": _version("confluent-kafka"),
         "orjson": _version("orjson"),
         "rocksdict": _version("rocksdict"),

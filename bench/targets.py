@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,8 @@ from app.topics import TopicNames
 
 from .procs import LogWatcher, cpu_seconds, memory_kb
 
-__all__ = ["Context", "Measurement", "Sampler", "run_ceiling", "run_quix", "run_txstream"]
+__all__ = ["Context", "Measurement", "Sampler", "run_bytewax", "run_ceiling", "run_pathway",
+           "run_quix", "run_txstream"]
 
 TXSTREAM_KINDS = ("tumbling", "hopping", "sliding", "session")
 
@@ -58,6 +59,16 @@ class Context:
     worker_settings: dict[str, str] = field(default_factory=dict)
     say: Callable[[str], None] = print
     timeout: float = 900.0
+    #: The same records on a one-partition topic (for targets measured where a peer's
+    #: single watermark matches txstream's per-partition one), if loaded.
+    topics_1p: TopicNames | None = None
+
+    def single_partition(self) -> Context:
+        """This context on the one-partition copy of the topic."""
+        if self.topics_1p is None:
+            message = "the one-partition copy of the topic was not loaded"
+            raise RuntimeError(message)
+        return replace(self, topics=self.topics_1p, partitions=1, topics_1p=None)
 
     @property
     def source_tps(self) -> list[TopicPartition]:
@@ -253,10 +264,13 @@ async def run_txstream(ctx: Context, target: str, run: int, *, recovery: bool = 
     name = f"{target}-r{run}"
     app_id = f"{ctx.stamp}-{name}"
     group = f"{app_id}-v1"  # faust_app_id(): the consumer group and changelog prefix
+    if target.endswith("-1p"):
+        ctx = ctx.single_partition()
     datadir = ctx.workdir / f"{name}-data"
     port = free_port()
     env = worker_env(ctx, app_id, port, datadir,
                      kinds="tumbling" if target.startswith("tumbling") else None)
+
     started = time.time()
     # The output topics are shared by every txstream run of a bench: count this run's part.
     outputs_before = await count_outputs(ctx, ctx.topics) if recovery else {}
@@ -581,7 +595,9 @@ async def _run_self_timed(ctx: Context, target: str, run: int, argv: list[str],
             cpu_seconds=result.get("cpu_seconds"),
             broker_cpu_seconds=ctx.broker_sampler.between(result["first"], result["last"])
             if ctx.broker_sampler else None,
-            committed=committed, extra={"group": group})
+            committed=committed,
+            extra={"group": group, "partitions": ctx.partitions,
+                   **{key: result[key] for key in ("window_results", "late") if key in result}})
     finally:
         if committer is not None and not committer.done():
             committer.cancel()
@@ -612,3 +628,32 @@ async def run_quix(ctx: Context, kind: str, run: int) -> Measurement:
         return await _run_self_timed(ctx, target, run, argv, group)
     finally:
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+async def run_bytewax(ctx: Context, run: int, target: str = "bytewax-tumbling") -> Measurement:
+    """Bytewax: per-customer 5 min tumbling sum to an output topic (bench/bytewax_peer.py)."""
+    output = f"{ctx.topics.prefix}{ctx.stamp}-{target}-r{run}-results"
+    await ensure_topics(ctx.bootstrap, {output: ctx.partitions})
+    argv = [sys.executable, "-m", "bench.bytewax_peer", "--bootstrap", ctx.bootstrap,
+            "--topic", ctx.topics.transactions, "--output", output,
+            "--events", str(ctx.events)]
+    return await _run_self_timed(ctx, target, run, argv, None)
+
+
+async def run_pathway(ctx: Context, run: int, target: str = "pathway-tumbling") -> Measurement:
+    """Pathway: per-customer 5 min tumbling sum to an output topic (bench/pathway_peer.py).
+
+    ``pathway-tumbling`` reads the one-partition copy of the topic, where its single
+    watermark means what txstream's per-partition one does; ``pathway-tumbling-4p`` the
+    four partitions, where it drops much of the backlog as late (its results are counted).
+    """
+    if not target.endswith("-4p"):
+        ctx = ctx.single_partition()
+    group = f"{ctx.stamp}-{target}-r{run}"
+    output = f"{ctx.topics.prefix}{group}-results"
+    await ensure_topics(ctx.bootstrap, {output: ctx.partitions})
+    argv = [sys.executable, "-m", "bench.pathway_peer", "--bootstrap", ctx.bootstrap,
+            "--topic", ctx.topics.transactions, "--output", output,
+            "--events", str(ctx.events), "--group", group,
+            "--timeout", str(ctx.timeout)]
+    return await _run_self_timed(ctx, target, run, argv, None)
