@@ -37,11 +37,12 @@ from .targets import (
     run_pathway,
     run_quix,
     run_txstream,
+    run_txstream_pair,
 )
 
 THROUGHPUT = ("full", "tumbling", "ceiling", "quix-tumbling", "quix-hopping",
               "bytewax-tumbling", "pathway-tumbling", "pathway-tumbling-4p", "tumbling-1p",
-              "full-1p")
+              "full-1p", "full-x2")
 EXTRAS = ("latency", "recovery")
 #: Targets that need an optional package (the bench and bench-peers extras).
 NEEDS = {"quix-tumbling": "quixstreams", "quix-hopping": "quixstreams",
@@ -50,10 +51,11 @@ NEEDS = {"quix-tumbling": "quixstreams", "quix-hopping": "quixstreams",
 #: Targets on the one-partition copy of the topic (loaded only when one is selected).
 SINGLE_PARTITION = ("pathway-tumbling", "tumbling-1p", "full-1p")
 #: Not run unless named in --only.
-ON_REQUEST = ("pathway-tumbling-4p", "tumbling-1p", "full-1p")
+ON_REQUEST = ("pathway-tumbling-4p", "tumbling-1p", "full-1p", "full-x2")
 #: Run order inside one round: cheap and stateless first, the full worker last.
 ORDER = ("ceiling", "quix-tumbling", "quix-hopping", "bytewax-tumbling", "pathway-tumbling",
-         "pathway-tumbling-4p", "tumbling-1p", "tumbling", "full-1p", "full", "latency")
+         "pathway-tumbling-4p", "tumbling-1p", "tumbling", "full-1p", "full", "full-x2",
+         "latency")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -185,11 +187,22 @@ async def main_async(args: argparse.Namespace) -> int:
                     m = await run_bytewax(ctx, run, target)
                 elif target.startswith("pathway-"):
                     m = await run_pathway(ctx, run, target)
+                elif target == "full-x2":
+                    m = await run_txstream_pair(ctx, run)
                 else:
                     m = await run_txstream(
                         ctx, target, run, recovery=target == "full" and "recovery" in args.only,
                         profile=args.profile and run == 1)
                 measurements.append(m)
+                if target == "full-x2":
+                    single = next((other for other in measurements if other.target == "full"
+                                   and other.run == run), None)
+                    if single is not None:
+                        m.extra["sample_views_identical_to_full"] = (
+                            m.extra["sample_views"] == single.extra.get("sample_views"))
+                        say(f"  sampled views identical to the one-worker run: "
+                            f"{m.extra['sample_views_identical_to_full']}; partitions "
+                            f"{m.extra['partitions_by_worker']}")
                 counted = m.extra.get("window_results")
                 if counted is None and m.extra.get("window_results_by_kind"):
                     counted = m.extra["window_results_by_kind"].get("tumbling")

@@ -16,7 +16,7 @@ from .targets import Measurement
 __all__ = ["format_table", "git_revision", "summarise", "versions"]
 
 TARGET_ORDER = ("full", "tumbling", "ceiling", "quix-tumbling", "quix-hopping",
-                "bytewax-tumbling", "full-1p", "tumbling-1p", "pathway-tumbling",
+                "bytewax-tumbling", "full-x2", "full-1p", "tumbling-1p", "pathway-tumbling",
                 "pathway-tumbling-4p")
 LABELS = {
     "full": "txstream full pipeline",
@@ -29,6 +29,7 @@ LABELS = {
     "pathway-tumbling-4p": "Pathway tumbling 5m, 4 partitions",
     "tumbling-1p": "txstream tumbling only, 1 partition",
     "full-1p": "txstream full pipeline, 1 partition",
+    "full-x2": "txstream full pipeline, 2 workers",
 }
 
 

@@ -35,7 +35,7 @@ from app.topics import TopicNames
 from .procs import LogWatcher, cpu_seconds, memory_kb
 
 __all__ = ["Context", "Measurement", "Sampler", "run_bytewax", "run_ceiling", "run_pathway",
-           "run_quix", "run_txstream"]
+           "run_quix", "run_txstream", "run_txstream_pair"]
 
 TXSTREAM_KINDS = ("tumbling", "hopping", "sliding", "session")
 
@@ -310,6 +310,7 @@ async def run_txstream(ctx: Context, target: str, run: int, *, recovery: bool = 
                 await asyncio.sleep(0.05)
             ready = watcher.poll().get("ready")
             results_by_kind = await window_results_by_kind(session, base)
+            views = await _customer_views(session, base, ctx.sample_customers)
             if spy is not None:
                 stop_profiler(spy)
                 spy = start_profiler(ctx, process.pid, f"{name}-commit")
@@ -330,6 +331,7 @@ async def run_txstream(ctx: Context, target: str, run: int, *, recovery: bool = 
                 "window_results_by_kind": results_by_kind,
                 "late": stats.get("late"), "alerts_seen": stats.get("alerts"),
                 "dead_letters": stats.get("dead_letters"), "profiled": profile,
+                "sample_views": views,
             }
             measurement = Measurement(
                 target, run, ctx.events, started, t0, e0, t1, memory.get("VmHWM", 0),
@@ -527,6 +529,85 @@ async def measure_recovery(ctx: Context, session: aiohttp.ClientSession,
         "sample_views_identical": before == again,
     }
     return result
+
+
+async def run_txstream_pair(ctx: Context, run: int, target: str = "full-x2") -> Measurement:
+    """Two full-pipeline workers in one consumer group on the topic: the combined rate.
+
+    Both start together (the embedded broker keeps a first-generation member in the group
+    until its session expires, BROKER.md fact 4) with the default standby replica, so
+    each also follows the other's changelogs. Events are the sum of both workers' own
+    ``events_in`` (``/stats/?local=1``), which counts each source offset once; the sampled
+    customers' views are kept to compare with the one-worker run's.
+    """
+    name = f"{target}-r{run}"
+    app_id = f"{ctx.stamp}-{name}"
+    group = f"{app_id}-v1"
+    started = time.time()
+    members = []
+    for n in (1, 2):
+        port = free_port()
+        datadir = ctx.workdir / f"{name}-w{n}-data"
+        env = worker_env(ctx, app_id, port, datadir)
+        members.append((start_worker(ctx, f"{name}-w{n}", env), f"http://127.0.0.1:{port}",
+                        datadir))
+    samples: list[tuple[float, int, float | None]] = []
+    try:
+        committer = asyncio.create_task(wait_committed(ctx, group, ctx.timeout))
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            deadline = time.monotonic() + ctx.timeout
+            while True:
+                for process, _, _ in members:
+                    if not process.running:
+                        message = f"{process.name} exited early; log:\n{process.log_tail()}"
+                        raise RuntimeError(message)
+                if time.monotonic() > deadline:
+                    message = f"{name}: not done in {ctx.timeout} s"
+                    raise TimeoutError(message)
+                counts = []
+                for _, base, _ in members:
+                    try:
+                        status, body = await get_json(session, base + "/stats/?local=1")
+                    except (aiohttp.ClientError, TimeoutError):
+                        status, body = 0, None
+                    counts.append(int(body["events_in"]) if status == 200 and body else None)
+                now = time.time()
+                if None not in counts:
+                    total = sum(c for c in counts if c is not None)
+                    cpu = [cpu_seconds(process.pid) for process, _, _ in members]
+                    if total > 0:
+                        samples.append((now, total, None if None in cpu
+                                        else sum(c for c in cpu if c is not None)))
+                    if total >= ctx.events:
+                        break
+                await asyncio.sleep(0.05)
+            base = members[0][1]
+            views = await _customer_views(session, base, ctx.sample_customers)
+            results_by_kind: dict[str, int] = {}
+            for _, member_base, _ in members:
+                for kind, count in (await window_results_by_kind(session, member_base)).items():
+                    results_by_kind[kind] = results_by_kind.get(kind, 0) + count
+            committed = await committer
+            owned = []
+            for _, member_base, _ in members:
+                status, body = await get_json(session, member_base + "/stats/?local=1")
+                owned.append([row["partition"] for row in body["partitions"]]
+                             if status == 200 and body else None)
+        t0, e0, c0 = samples[0]
+        t1, _, c1 = samples[-1]
+        peak = sum(memory_kb(process.pid).get("VmHWM", 0) for process, _, _ in members)
+        return Measurement(
+            target, run, ctx.events, started, t0, e0, t1, peak,
+            cpu_seconds=None if c0 is None or c1 is None else c1 - c0,
+            broker_cpu_seconds=ctx.broker_sampler.between(t0, t1)
+            if ctx.broker_sampler else None,
+            committed=committed,
+            extra={"app_id": app_id, "workers": 2, "partitions_by_worker": owned,
+                   "window_results_by_kind": results_by_kind, "sample_views": views})
+    finally:
+        for process, _, datadir in members:
+            process.terminate(timeout=15)
+            shutil.rmtree(datadir, ignore_errors=True)
 
 
 # -- profiler -------------------------------------------------------------------------------
