@@ -44,7 +44,8 @@ async def _run_peer(ctx: Context, name: str) -> Measurement:
 
 
 async def measure(events: int, customers: int, multiples: list[int], keep: bool = False,
-                  peers: tuple[str, ...] = ("quix-tumbling",)) -> list[dict[str, float]]:
+                  peers: tuple[str, ...] = ("quix-tumbling",),
+                  settings: dict[str, str] | None = None) -> list[dict[str, float]]:
     """Peak RSS and events/s of a full-pipeline worker (and peers) per multiple of the data."""
     workdir = Path(tempfile.mkdtemp(prefix="txstream-bench-memory-"))
     broker = EmbeddedBroker(log_path=workdir / "tansu.log")
@@ -62,7 +63,8 @@ async def measure(events: int, customers: int, multiples: list[int], keep: bool 
             ctx = Context(bootstrap=broker.bootstrap, broker_url=broker.url, embedded=True,
                           topics=topics, partitions=4, events=spec.events, workdir=workdir,
                           results_dir=RESULTS, stamp=stamp, sample_customers=[],
-                          timeout=max(300.0, spec.events / 500))
+                          timeout=max(300.0, spec.events / 500),
+                          worker_settings=dict(settings or {}))
             print(f"{spec.events:,} events over {spec.span_ms / 3_600_000:.0f} h ...")
             m = await run_txstream(ctx, "full", 1)
             row = {"multiple": multiple, "events": spec.events,
@@ -99,13 +101,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--peers", default="quix-tumbling",
                         help="comma list of " + ", ".join(PEERS) + " run on each size's "
                              "topic after the full pipeline ('' for none)")
+    parser.add_argument("--set", action="append", default=[], metavar="TXSTREAM_X=VALUE",
+                        help="a setting for every txstream worker (repeatable)")
     args = parser.parse_args(argv)
+    settings = dict(item.split("=", 1) for item in args.set)
     multiples = [int(part) for part in args.multiples.split(",")]
     peers = tuple(name.strip() for name in args.peers.split(",") if name.strip())
     unknown = sorted(set(peers) - set(PEERS))
     if unknown:
         parser.error(f"--peers: unknown {', '.join(unknown)}")
-    rows = asyncio.run(measure(args.events, args.customers, multiples, args.keep, peers))
+    rows = asyncio.run(measure(args.events, args.customers, multiples, args.keep, peers,
+                               settings))
     first = rows[0]["peak_rss_mb"]
     extra = "".join(f" {peer} events/s | full / {peer} |" for peer in peers)
     print("\n| events | event-time span | peak RSS MB | x first | RSS at last event MB "
