@@ -126,6 +126,18 @@ class BulkRecovery(Recovery):
 class BulkTableManager(TableManager):
     """Faust's table manager with :class:`BulkRecovery` (the App's ``TableManager``)."""
 
+    async def on_start(self) -> None:
+        """Register the changelog channels and start recovery, without Faust's 1 s sleep.
+
+        Faust first sleeps a second, for tables declared while the app starts; the
+        consumer waits for the tables before it subscribes, so that second was part of
+        every start and restart. txstream declares every table when it builds the app
+        (``build_app``), before anything starts.
+        """
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
+
     @property
     def recovery(self) -> BulkRecovery:
         """The recovery service (Faust builds it here, with no setting of its own)."""
