@@ -94,6 +94,12 @@ def summarise(measurements: list[Measurement],
         recovery: dict[str, Any] = {key: _median([r[key] for r in recoveries])
                                     for key in RECOVERY_KEYS}
         recovery["sample_views_identical"] = all(r["sample_views_identical"] for r in recoveries)
+        standbys = [r["standby"] for r in recoveries if r.get("standby", {}).get("caught_up")]
+        if standbys:
+            recovery["standby"] = {key: _median([sb[key] for sb in standbys]) for key in (
+                "standby_records", "ready_to_caught_up_seconds",
+                "first_record_to_caught_up_seconds", "records_per_second_ready_to_caught_up",
+                "records_per_second_first_record_to_caught_up")}
         kept = [r["kept"] for r in recoveries if r.get("kept")]
         if kept:
             recovery["kept"] = {key: _median([k[key] for k in kept]) for key in KEPT_KEYS}
@@ -153,6 +159,17 @@ def format_table(summary: dict[str, Any], runs: int) -> str:
                 f"({_fmt(recovery['records_per_second_replay'], ',.0f')} records/s); "
                 f"state loaded {recovery['ready_to_state_loaded_seconds']:.1f} s after ready; "
                 f"sample views identical: {recovery['sample_views_identical']}")]
+            standby = recovery.get("standby")
+            if standby and standby.get("standby_records"):
+                lines += ["", (
+                    f"standbys (a second worker joins): its standby tables follow "
+                    f"{standby['standby_records']:,.0f} changelog records in "
+                    f"{standby['ready_to_caught_up_seconds']:.1f} s after its Worker ready "
+                    f"({standby['records_per_second_ready_to_caught_up']:,.0f} records/s; "
+                    f"{_fmt(standby['first_record_to_caught_up_seconds'], '.1f')} s from the "
+                    f"first standby record: "
+                    f"{_fmt(standby['records_per_second_first_record_to_caught_up'], ',.0f')}"
+                    f" records/s)")]
             kept = recovery.get("kept")
             if kept:
                 lines += ["", (

@@ -528,7 +528,65 @@ async def measure_recovery(ctx: Context, session: aiohttp.ClientSession,
         "ready_to_state_loaded_seconds": round(loaded - kept["ready"], 3),
         "sample_views_identical": before == again,
     }
+    result["standby"] = await _standby_catch_up(ctx, session, env, f"{name}-second", ends)
     return result
+
+
+_STANDBY_OFFSET = re.compile(r'^txstream_recovery_offset\{role="standby",topic="([^"]+)",'
+                             r'partition="(\d+)"\} (-?\d+)', re.MULTILINE)
+
+
+async def _standby_catch_up(ctx: Context, session: aiohttp.ClientSession, env: dict[str, str],
+                            name: str, ends: dict[TopicPartition, int]) -> dict[str, Any]:
+    """A second worker joins the group: how fast its standby tables catch up.
+
+    It gets half the partitions as actives (recovered from their changelogs) and follows
+    the first worker's as standbys. Its ``/metrics`` say how far each standby changelog
+    partition is applied; done when every one has reached its end.
+    """
+    datadir = Path(env["TXSTREAM_DATADIR"] + "-second")
+    second = await _restart(ctx, {**env, "TXSTREAM_DATADIR": str(datadir)}, name)
+    process = second.pop("process")
+    first_progress = done = None
+    records = 0
+    try:
+        deadline = time.monotonic() + ctx.timeout
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(second["base"] + "/metrics") as response:
+                    text = await response.text()
+            except (aiohttp.ClientError, TimeoutError):
+                await asyncio.sleep(0.05)
+                continue
+            followed = {TopicPartition(m[1], int(m[2])): int(m[3])
+                        for m in _STANDBY_OFFSET.finditer(text)}
+            now = time.time()
+            if first_progress is None and any(offset >= 0 for offset in followed.values()):
+                first_progress = now
+            wanted = {tp: ends.get(tp, 0) - 1 for tp in followed if ends.get(tp, 0) > 0}
+            if wanted and all(followed[tp] >= last for tp, last in wanted.items()):
+                done = now
+                records = sum(last + 1 for last in wanted.values())
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        process.terminate(timeout=15)
+        shutil.rmtree(datadir, ignore_errors=True)
+    if done is None:
+        return {"caught_up": False}
+    return {
+        "caught_up": True,
+        "standby_records": records,
+        "restart_to_ready_seconds": second["restart_to_ready_seconds"],
+        "active_records_restored": second["records_restored"],
+        "ready_to_caught_up_seconds": round(done - second["ready"], 3),
+        "first_record_to_caught_up_seconds": _round(
+            None if first_progress is None else done - first_progress),
+        "records_per_second_ready_to_caught_up": round(records / max(done - second["ready"],
+                                                                     1e-3)),
+        "records_per_second_first_record_to_caught_up": None if first_progress is None
+        else round(records / max(done - first_progress, 1e-3)),
+    }
 
 
 async def run_txstream_pair(ctx: Context, run: int, target: str = "full-x2") -> Measurement:
