@@ -37,6 +37,8 @@ def _reset(recovery: BulkRecovery, table: Any, tp: TP, role: str) -> None:
     recovery.standby_tps.clear()
     recovery.active_offsets.clear()
     recovery.standby_offsets.clear()
+    recovery.active_highwaters.clear()
+    recovery.standby_highwaters.clear()
     recovery.tp_to_table[tp] = table
     (recovery.active_tps if role == "active" else recovery.standby_tps).add(tp)
 
@@ -96,3 +98,18 @@ def test_recovery_ends_once_the_last_record_is_written(
     recovery.after_records()
     assert (halfway, recovery.in_recovery, recovery.signal_recovery_end.is_set(),
             table.data._db_for_partition(1)[b"1"]) == ((True, False), False, True, b"9")
+
+
+def test_a_fresh_standby_counts_every_record_it_has_still_to_apply(
+        tables: tuple[BulkRecovery, Any]) -> None:
+    recovery, table = tables
+    tp = TP(table.changelog_topic.get_topic_name(), 2)
+    _reset(recovery, table, tp, "standby")
+    recovery.standby_highwaters[tp] = 9  # ten records, offsets 0..9
+    recovery.standby_offsets[tp] = -1  # what Faust seeds a partition with no local data
+    before = (recovery.standby_behind(), recovery.standby_remaining_total())
+    records = [SimpleNamespace(offset=n, key=b"1", value=b"x") for n in range(10)]
+    recovery.apply_records(tp, table, records[:4])
+    halfway = recovery.standby_behind()
+    recovery.apply_records(tp, table, records[4:])
+    assert (before, halfway, recovery.standby_behind()) == ((10, 0), 6, 0)
