@@ -69,6 +69,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="transactions to pre-load (default: %(default)s)")
     parser.add_argument("--customers", type=int, default=10_000,
                         help="distinct customers (default: %(default)s)")
+    parser.add_argument("--hours", type=float, default=3.0,
+                        help="event-time span of the data (default: %(default)s; with "
+                             "--events scaled alike, bench.memory's stretched data)")
     parser.add_argument("--runs", type=int, default=1,
                         help="interleaved rounds; medians are reported (default: 1; the "
                              "figures in the issue are medians of 3)")
@@ -146,7 +149,8 @@ async def main_async(args: argparse.Namespace) -> int:
         bootstrap = parse_broker_url(broker_url)
         say(f"broker {broker_url} ({'embedded Tansu' if broker else 'external'}); "
             f"work dir {workdir}")
-        spec = LoadSpec(events=args.events, customers=args.customers)
+        spec = LoadSpec(events=args.events, customers=args.customers,
+                        span_ms=int(args.hours * 3_600_000))
         started = time.perf_counter()
         records = make_records(spec)
         say(f"generated {len(records):,} transactions in {time.perf_counter() - started:.1f} s")
