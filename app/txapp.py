@@ -13,6 +13,7 @@ from faust.types import TransportT
 from app.kafka.admin import ensure_topics
 from app.kafka.connect import wait_for_brokers
 from app.kafka.monitor import BrokerMonitor
+from app.kafka.recovery import BulkTableManager
 from app.kafka.security import KafkaConnection, kafka_connection
 from app.kafka.transport import BatchingConsumer, BatchingTransport
 from app.records.speedups import COMPILED
@@ -201,6 +202,8 @@ def build_app(settings: Settings) -> TxApp:
         stream_wait_empty=False,
         logging_config=None,
         autodiscover=False,
+        # Changelog records are restored a fetch's batch at a time (app/kafka/recovery.py).
+        TableManager=BulkTableManager,
         **web,
     )
     app.settings = settings

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import collections
 import datetime as dt
+import importlib.util
 import shlex
 import shutil
 import sys
@@ -28,12 +29,34 @@ from app.topics import TopicNames
 from .latency import run_latency
 from .load import LoadSpec, load_topic, make_records
 from .report import format_table, git_revision, summarise, versions
-from .targets import Context, Measurement, Sampler, run_ceiling, run_quix, run_txstream
+from .targets import (
+    Context,
+    Measurement,
+    Sampler,
+    run_bytewax,
+    run_ceiling,
+    run_pathway,
+    run_quix,
+    run_txstream,
+    run_txstream_pair,
+)
 
-THROUGHPUT = ("full", "tumbling", "ceiling", "quix-tumbling", "quix-hopping")
+THROUGHPUT = ("full", "tumbling", "ceiling", "quix-tumbling", "quix-hopping",
+              "bytewax-tumbling", "pathway-tumbling", "pathway-tumbling-4p", "tumbling-1p",
+              "full-1p", "full-x2")
 EXTRAS = ("latency", "recovery")
+#: Targets that need an optional package (the bench and bench-peers extras).
+NEEDS = {"quix-tumbling": "quixstreams", "quix-hopping": "quixstreams",
+         "bytewax-tumbling": "bytewax", "pathway-tumbling": "pathway",
+         "pathway-tumbling-4p": "pathway"}
+#: Targets on the one-partition copy of the topic (loaded only when one is selected).
+SINGLE_PARTITION = ("pathway-tumbling", "tumbling-1p", "full-1p")
+#: Not run unless named in --only.
+ON_REQUEST = ("pathway-tumbling-4p", "tumbling-1p", "full-1p", "full-x2")
 #: Run order inside one round: cheap and stateless first, the full worker last.
-ORDER = ("ceiling", "quix-tumbling", "quix-hopping", "tumbling", "full", "latency")
+ORDER = ("ceiling", "quix-tumbling", "quix-hopping", "bytewax-tumbling", "pathway-tumbling",
+         "pathway-tumbling-4p", "tumbling-1p", "tumbling", "full-1p", "full", "full-x2",
+         "latency")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -47,12 +70,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="transactions to pre-load (default: %(default)s)")
     parser.add_argument("--customers", type=int, default=10_000,
                         help="distinct customers (default: %(default)s)")
+    parser.add_argument("--hours", type=float, default=3.0,
+                        help="event-time span of the data (default: %(default)s; with "
+                             "--events scaled alike, bench.memory's stretched data)")
     parser.add_argument("--runs", type=int, default=1,
                         help="interleaved rounds; medians are reported (default: 1; the "
                              "figures in the issue are medians of 3)")
-    parser.add_argument("--only", default=",".join(THROUGHPUT + EXTRAS),
+    parser.add_argument("--only", default=None,
                         help="comma-separated subset of " + ", ".join(THROUGHPUT + EXTRAS)
-                             + " (default: all; recovery needs full)")
+                             + " (default: all whose package is installed, except "
+                             + ", ".join(ON_REQUEST) + "; recovery needs full)")
     parser.add_argument("--broker", default=None,
                         help="kafka://host:port of an existing broker (default: start an "
                              "embedded Tansu, memory storage, stopped at the end)")
@@ -70,7 +97,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directory (worker logs) after a successful run")
     args = parser.parse_args(argv)
-    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    if args.only is None:
+        only = [name for name in THROUGHPUT + EXTRAS if name not in ON_REQUEST
+                and (name not in NEEDS or importlib.util.find_spec(NEEDS[name]) is not None)]
+    else:
+        only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(only) - set(THROUGHPUT + EXTRAS))
     if unknown:
         parser.error(f"--only: unknown target(s) {', '.join(unknown)}")
@@ -120,18 +151,23 @@ async def main_async(args: argparse.Namespace) -> int:
         kafka = kafka_connection(Settings.load(broker=broker_url))
         say(f"broker {broker_url} ({'embedded Tansu' if broker else 'external'}); "
             f"work dir {workdir}")
-        spec = LoadSpec(events=args.events, customers=args.customers)
+        spec = LoadSpec(events=args.events, customers=args.customers,
+                        span_ms=int(args.hours * 3_600_000))
         started = time.perf_counter()
         records = make_records(spec)
         say(f"generated {len(records):,} transactions in {time.perf_counter() - started:.1f} s")
         topics = TopicNames(f"bench{stamp.lower()}-")
         load = await load_topic(kafka, topics.transactions, records, args.partitions, say)
+        topics_1p = None
+        if any(name in SINGLE_PARTITION for name in args.only):
+            topics_1p = TopicNames(f"bench{stamp.lower()}-p1-")
+            await load_topic(kafka, topics_1p.transactions, records, 1, say)
         ctx = Context(kafka=kafka, broker_url=broker_url, embedded=broker is not None,
                       topics=topics, partitions=args.partitions, events=args.events,
                       workdir=workdir, results_dir=RESULTS, stamp=f"bench{stamp.lower()}",
                       sample_customers=sample_customers(records), broker_sampler=sampler,
                       worker_settings=args.settings, say=say,
-                      timeout=max(300.0, args.events / 500))
+                      timeout=max(300.0, args.events / 500), topics_1p=topics_1p)
         del records
         measurements: list[Measurement] = []
         latencies: list[dict[str, Any]] = []
@@ -153,19 +189,40 @@ async def main_async(args: argparse.Namespace) -> int:
                     m = await run_ceiling(ctx, run)
                 elif target.startswith("quix-"):
                     m = await run_quix(ctx, target.removeprefix("quix-"), run)
+                elif target.startswith("bytewax-"):
+                    m = await run_bytewax(ctx, run, target)
+                elif target.startswith("pathway-"):
+                    m = await run_pathway(ctx, run, target)
+                elif target == "full-x2":
+                    m = await run_txstream_pair(ctx, run)
                 else:
                     m = await run_txstream(
                         ctx, target, run, recovery=target == "full" and "recovery" in args.only,
                         profile=args.profile and run == 1)
                 measurements.append(m)
+                if target == "full-x2":
+                    single = next((other for other in measurements if other.target == "full"
+                                   and other.run == run), None)
+                    if single is not None:
+                        m.extra["sample_views_identical_to_full"] = (
+                            m.extra["sample_views"] == single.extra.get("sample_views"))
+                        say(f"  sampled views identical to the one-worker run: "
+                            f"{m.extra['sample_views_identical_to_full']}; partitions "
+                            f"{m.extra['partitions_by_worker']}")
+                counted = m.extra.get("window_results")
+                if counted is None and m.extra.get("window_results_by_kind"):
+                    counted = m.extra["window_results_by_kind"].get("tumbling")
                 say(f"  {m.events_per_second:,.0f} events/s, peak RSS "
-                    f"{m.peak_rss_kb / 1024:.0f} MB, wall {m.wall_seconds:.1f} s")
+                    f"{m.peak_rss_kb / 1024:.0f} MB, wall {m.wall_seconds:.1f} s"
+                    + ("" if counted is None else f", {counted:,} tumbling window results"))
                 recovery = m.extra.get("recovery")
                 if recovery:
                     say(f"  recovery: {recovery['changelog_records']:,} changelog records, "
                         f"restart->ready {recovery['restart_to_ready_seconds']} s, replay "
                         f"{recovery['replay_seconds']} s, views identical: "
-                        f"{recovery['sample_views_identical']}")
+                        f"{recovery['sample_views_identical']}; data dir kept: restart->ready "
+                        f"{recovery['kept']['restart_to_ready_seconds']} s, "
+                        f"{recovery['kept']['records_restored']} records replayed")
         summary = summarise(measurements, latencies)
         info = {**versions(broker), "txstream": revision}
         table = format_table(summary, args.runs)

@@ -4,9 +4,11 @@ Each size is the benchmark's data set stretched in event time: N events over 3 h
 2N over 6 hours, 4N over 12 hours, same customers, same rate per customer. Windows leave
 the state after the retention (2 h of event time), so a worker that keeps only what it
 must needs the same memory for all three; one that keeps events, windows or outputs
-grows with them. Each size runs a fresh full-pipeline worker on its own topic:
+grows with them. Each size runs a fresh full-pipeline worker on its own topic, and the
+peers named by ``--peers`` on the same topic (Quix Streams tumbling by default, so the
+steady-state ratio is measured on the same stretched data):
 
-    python -m bench.memory [--events 200000] [--multiples 1,2,4]
+    python -m bench.memory [--events 200000] [--multiples 1,2,4] [--peers quix-tumbling]
 """
 
 from __future__ import annotations
@@ -25,16 +27,27 @@ from app.kafka.security import KafkaConnection
 from app.topics import TopicNames
 
 from .load import LoadSpec, load_topic, make_records
-from .targets import Context, run_txstream
+from .targets import Context, Measurement, run_quix, run_txstream
 
 __all__ = ["main"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-async def measure(events: int, customers: int, multiples: list[int],
-                  keep: bool = False) -> list[dict[str, float]]:
-    """Peak RSS of a full-pipeline worker for each multiple of the data set."""
+#: Targets bench.memory can run besides the full pipeline, on the same topic.
+PEERS = ("quix-tumbling", "tumbling")
+
+
+async def _run_peer(ctx: Context, name: str) -> Measurement:
+    if name == "tumbling":
+        return await run_txstream(ctx, "tumbling", 1)
+    return await run_quix(ctx, name.removeprefix("quix-"), 1)
+
+
+async def measure(events: int, customers: int, multiples: list[int], keep: bool = False,
+                  peers: tuple[str, ...] = ("quix-tumbling",),
+                  settings: dict[str, str] | None = None) -> list[dict[str, float]]:
+    """Peak RSS and events/s of a full-pipeline worker (and peers) per multiple of the data."""
     workdir = Path(tempfile.mkdtemp(prefix="txstream-bench-memory-"))
     broker = EmbeddedBroker(log_path=workdir / "tansu.log")
     broker.start()
@@ -52,15 +65,25 @@ async def measure(events: int, customers: int, multiples: list[int],
             ctx = Context(kafka=kafka, broker_url=broker.url, embedded=True,
                           topics=topics, partitions=4, events=spec.events, workdir=workdir,
                           results_dir=RESULTS, stamp=stamp, sample_customers=[],
-                          timeout=max(300.0, spec.events / 500))
+                          timeout=max(300.0, spec.events / 500),
+                          worker_settings=dict(settings or {}))
             print(f"{spec.events:,} events over {spec.span_ms / 3_600_000:.0f} h ...")
             m = await run_txstream(ctx, "full", 1)
-            rows.append({"multiple": multiple, "events": spec.events,
-                         "hours": spec.span_ms / 3_600_000,
-                         "peak_rss_mb": m.peak_rss_kb / 1024,
-                         "last_rss_mb": float(m.extra["rss_mb_at_last_event"]),
-                         "events_per_second": m.events_per_second})
+            row = {"multiple": multiple, "events": spec.events,
+                   "hours": spec.span_ms / 3_600_000,
+                   "peak_rss_mb": m.peak_rss_kb / 1024,
+                   "last_rss_mb": float(m.extra["rss_mb_at_last_event"]),
+                   "events_per_second": m.events_per_second}
             print(f"  peak RSS {m.peak_rss_kb / 1024:.0f} MB, {m.events_per_second:,.0f} events/s")
+            for peer in peers:
+                print(f"  {peer} ...")
+                pm = await _run_peer(ctx, peer)
+                row[f"{peer} events_per_second"] = pm.events_per_second
+                row[f"{peer} peak_rss_mb"] = pm.peak_rss_kb / 1024
+                print(f"  {peer}: {pm.events_per_second:,.0f} events/s, peak RSS "
+                      f"{pm.peak_rss_kb / 1024:.0f} MB; full / {peer} "
+                      f"{m.events_per_second / pm.events_per_second:.2f}")
+            rows.append(row)
     finally:
         broker.stop()
         if keep:
@@ -77,17 +100,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--multiples", default="1,2,4")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--peers", default="quix-tumbling",
+                        help="comma list of " + ", ".join(PEERS) + " run on each size's "
+                             "topic after the full pipeline ('' for none)")
+    parser.add_argument("--set", action="append", default=[], metavar="TXSTREAM_X=VALUE",
+                        help="a setting for every txstream worker (repeatable)")
     args = parser.parse_args(argv)
+    settings = dict(item.split("=", 1) for item in args.set)
     multiples = [int(part) for part in args.multiples.split(",")]
-    rows = asyncio.run(measure(args.events, args.customers, multiples, args.keep))
+    peers = tuple(name.strip() for name in args.peers.split(",") if name.strip())
+    unknown = sorted(set(peers) - set(PEERS))
+    if unknown:
+        parser.error(f"--peers: unknown {', '.join(unknown)}")
+    rows = asyncio.run(measure(args.events, args.customers, multiples, args.keep, peers,
+                               settings))
     first = rows[0]["peak_rss_mb"]
+    extra = "".join(f" {peer} events/s | full / {peer} |" for peer in peers)
     print("\n| events | event-time span | peak RSS MB | x first | RSS at last event MB "
-          "| events/s |")
-    print("|---:|---:|---:|---:|---:|---:|")
+          "| events/s |" + extra)
+    print("|---:|---:|---:|---:|---:|---:|" + "---:|---:|" * len(peers))
     for row in rows:
+        cells = "".join(
+            f" {row[f'{peer} events_per_second']:,.0f} | "
+            f"{row['events_per_second'] / row[f'{peer} events_per_second']:.2f} |"
+            for peer in peers)
         print(f"| {row['events']:,.0f} | {row['hours']:.0f} h | {row['peak_rss_mb']:.0f} | "
               f"{row['peak_rss_mb'] / first:.2f} | {row['last_rss_mb']:.0f} | "
-              f"{row['events_per_second']:,.0f} |")
+              f"{row['events_per_second']:,.0f} |" + cells)
     print("command: python -m bench.memory " + " ".join(sys.argv[1:]))
 
 

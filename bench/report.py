@@ -15,19 +15,37 @@ from .targets import Measurement
 
 __all__ = ["format_table", "git_revision", "summarise", "versions"]
 
-TARGET_ORDER = ("full", "tumbling", "ceiling", "quix-tumbling", "quix-hopping")
+TARGET_ORDER = ("full", "tumbling", "ceiling", "quix-tumbling", "quix-hopping",
+                "bytewax-tumbling", "full-x2", "full-1p", "tumbling-1p", "pathway-tumbling",
+                "pathway-tumbling-4p")
 LABELS = {
     "full": "txstream full pipeline",
     "tumbling": "txstream tumbling only",
     "ceiling": "ceiling (aiokafka loop)",
     "quix-tumbling": "Quix tumbling 5m",
     "quix-hopping": "Quix hopping 10m/2m",
+    "bytewax-tumbling": "Bytewax tumbling 5m",
+    "pathway-tumbling": "Pathway tumbling 5m, 1 partition",
+    "pathway-tumbling-4p": "Pathway tumbling 5m, 4 partitions",
+    "tumbling-1p": "txstream tumbling only, 1 partition",
+    "full-1p": "txstream full pipeline, 1 partition",
+    "full-x2": "txstream full pipeline, 2 workers",
 }
 
 
+def tumbling_results(m: Measurement) -> int | None:
+    """Tumbling window results a run produced (a peer that drops data has fewer)."""
+    if "window_results" in m.extra:
+        return int(m.extra["window_results"])
+    by_kind = m.extra.get("window_results_by_kind") or {}
+    return by_kind.get("tumbling")
+
+
 RECOVERY_KEYS = ("changelog_records", "changelog_mean_value_bytes", "restart_to_ready_seconds",
-                 "replay_seconds", "ready_to_state_loaded_seconds",
+                 "replay_seconds", "records_restored", "ready_to_state_loaded_seconds",
                  "records_per_second_restart_to_ready", "records_per_second_replay")
+KEPT_KEYS = ("restart_to_ready_seconds", "replay_seconds", "records_restored",
+             "ready_to_state_loaded_seconds")
 LATENCY_KEYS = ("p50_ms", "p90_ms", "p99_ms", "max_ms", "rate_achieved", "alerts_matched",
                 "triggers_measured")
 
@@ -60,6 +78,7 @@ def summarise(measurements: list[Measurement],
                 for m in runs]),
             "commit_seconds_after_last": _median([
                 None if m.committed is None else m.committed - m.last for m in runs]),
+            "tumbling_results": _median([tumbling_results(m) for m in runs]),
             "profiled": any(m.extra.get("profiled") for m in runs),
         }
     ceiling = targets.get("ceiling", {}).get("events_per_second")
@@ -72,8 +91,20 @@ def summarise(measurements: list[Measurement],
     recoveries = [m.extra["recovery"] for m in measurements
                   if m.target == "full" and m.extra.get("recovery")]
     if recoveries:
-        recovery = {key: _median([r[key] for r in recoveries]) for key in RECOVERY_KEYS}
+        recovery: dict[str, Any] = {key: _median([r[key] for r in recoveries])
+                                    for key in RECOVERY_KEYS}
         recovery["sample_views_identical"] = all(r["sample_views_identical"] for r in recoveries)
+        standbys = [r["standby"] for r in recoveries if r.get("standby", {}).get("caught_up")]
+        if standbys:
+            recovery["standby"] = {key: _median([sb[key] for sb in standbys]) for key in (
+                "standby_records", "ready_to_caught_up_seconds",
+                "first_record_to_caught_up_seconds", "records_per_second_ready_to_caught_up",
+                "records_per_second_first_record_to_caught_up")}
+        kept = [r["kept"] for r in recoveries if r.get("kept")]
+        if kept:
+            recovery["kept"] = {key: _median([k[key] for k in kept]) for key in KEPT_KEYS}
+            recovery["kept"]["sample_views_identical"] = all(
+                k["sample_views_identical"] for k in kept)
         summary["recovery"] = recovery
     if latencies:
         summary["latency"] = {key: _median([lat[key] for lat in latencies])
@@ -92,8 +123,8 @@ def format_table(summary: dict[str, Any], runs: int) -> str:
         f"throughput ({what}; events/s = events after the first batch / time to the last)",
         "",
         "| target | events/s | x ceiling | x Quix tumbling | committed events/s "
-        "| peak RSS MB | wall s | CPU us/event | broker CPU |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| peak RSS MB | wall s | CPU us/event | broker CPU | tumbling results |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, row in summary["targets"].items():
         label = LABELS[name] + (" (profiled)" if row["profiled"] else "")
@@ -105,7 +136,8 @@ def format_table(summary: dict[str, Any], runs: int) -> str:
             f"| {_fmt(row['committed_events_per_second'], ',.0f')} "
             f"| {_fmt(row['peak_rss_mb'], '.0f')} | {_fmt(row['wall_seconds'], '.1f')} "
             f"| {_fmt(row['cpu_us_per_event'], '.0f')} "
-            f"| {'-' if share is None else f'{100 * share:.0f}%'} |")
+            f"| {'-' if share is None else f'{100 * share:.0f}%'} "
+            f"| {_fmt(row['tumbling_results'], ',.0f')} |")
     for key, label in (("latency", "latency"),):
         latency = summary.get(key)
         if latency:
@@ -127,6 +159,25 @@ def format_table(summary: dict[str, Any], runs: int) -> str:
                 f"({_fmt(recovery['records_per_second_replay'], ',.0f')} records/s); "
                 f"state loaded {recovery['ready_to_state_loaded_seconds']:.1f} s after ready; "
                 f"sample views identical: {recovery['sample_views_identical']}")]
+            standby = recovery.get("standby")
+            if standby and standby.get("standby_records"):
+                lines += ["", (
+                    f"standbys (a second worker joins): its standby tables follow "
+                    f"{standby['standby_records']:,.0f} changelog records in "
+                    f"{standby['ready_to_caught_up_seconds']:.1f} s after its Worker ready "
+                    f"({standby['records_per_second_ready_to_caught_up']:,.0f} records/s; "
+                    f"{_fmt(standby['first_record_to_caught_up_seconds'], '.1f')} s from the "
+                    f"first standby record: "
+                    f"{_fmt(standby['records_per_second_first_record_to_caught_up'], ',.0f')}"
+                    f" records/s)")]
+            kept = recovery.get("kept")
+            if kept:
+                lines += ["", (
+                    f"{label} (data dir kept, after a clean stop): restart -> Worker ready "
+                    f"{kept['restart_to_ready_seconds']:.1f} s; changelog records replayed "
+                    f"{kept['records_restored']:,.0f}; state loaded "
+                    f"{kept['ready_to_state_loaded_seconds']:.1f} s after ready; sample views "
+                    f"identical: {kept['sample_views_identical']}")]
     return "\n".join(lines)
 
 
@@ -163,6 +214,8 @@ def versions(broker: EmbeddedBroker | None) -> dict[str, str]:
         "faust-streaming": _version("faust-streaming"),
         "aiokafka": _version("aiokafka"),
         "quixstreams": _version("quixstreams"),
+        "bytewax": _version("bytewax"),
+        "pathway": _version("pathway"),
         "confluent-kafka": _version("confluent-kafka"),
         "orjson": _version("orjson"),
         "rocksdict": _version("rocksdict"),

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,8 @@ from tables.dedupe import TXIDS
 
 from .procs import LogWatcher, cpu_seconds, memory_kb
 
-__all__ = ["Context", "Measurement", "Sampler", "run_ceiling", "run_quix", "run_txstream"]
+__all__ = ["Context", "Measurement", "Sampler", "run_bytewax", "run_ceiling", "run_pathway",
+           "run_quix", "run_txstream", "run_txstream_pair"]
 
 TXSTREAM_KINDS = ("tumbling", "hopping", "sliding", "session")
 
@@ -60,6 +61,16 @@ class Context:
     worker_settings: dict[str, str] = field(default_factory=dict)
     say: Callable[[str], None] = print
     timeout: float = 900.0
+    #: The same records on a one-partition topic (for targets measured where a peer's
+    #: single watermark matches txstream's per-partition one), if loaded.
+    topics_1p: TopicNames | None = None
+
+    def single_partition(self) -> Context:
+        """This context on the one-partition copy of the topic."""
+        if self.topics_1p is None:
+            message = "the one-partition copy of the topic was not loaded"
+            raise RuntimeError(message)
+        return replace(self, topics=self.topics_1p, partitions=1, topics_1p=None)
 
     @property
     def source_tps(self) -> list[TopicPartition]:
@@ -254,12 +265,15 @@ async def run_txstream(ctx: Context, target: str, run: int, *, recovery: bool = 
     """
     name = f"{target}-r{run}"
     app_id = f"{ctx.stamp}-{name}"
+    if target.endswith("-1p"):
+        ctx = ctx.single_partition()
     # faust_app_id(): the consumer group and changelog prefix
     group = f"{ctx.topics.prefix}{app_id}-v1"
     datadir = ctx.workdir / f"{name}-data"
     port = free_port()
     env = worker_env(ctx, app_id, port, datadir,
                      kinds="tumbling" if target.startswith("tumbling") else None)
+
     started = time.time()
     # The output topics are shared by every txstream run of a bench: count this run's part.
     outputs_before = await count_outputs(ctx, ctx.topics) if recovery else {}
@@ -299,6 +313,7 @@ async def run_txstream(ctx: Context, target: str, run: int, *, recovery: bool = 
                 await asyncio.sleep(0.05)
             ready = watcher.poll().get("ready")
             results_by_kind = await window_results_by_kind(session, base)
+            views = await _customer_views(session, base, ctx.sample_customers)
             if spy is not None:
                 stop_profiler(spy)
                 spy = start_profiler(ctx, process.pid, f"{name}-commit")
@@ -319,6 +334,7 @@ async def run_txstream(ctx: Context, target: str, run: int, *, recovery: bool = 
                 "window_results_by_kind": results_by_kind,
                 "late": stats.get("late"), "alerts_seen": stats.get("alerts"),
                 "dead_letters": stats.get("dead_letters"), "profiled": profile,
+                "sample_views": views,
             }
             measurement = Measurement(
                 target, run, ctx.events, started, t0, e0, t1, memory.get("VmHWM", 0),
@@ -406,15 +422,68 @@ async def _customer_views(session: aiohttp.ClientSession, base: str,
     return out
 
 
+_RESTORED = re.compile(r"restored (\d+) changelog records in ([0-9.]+) s")
+
+
+async def _restart(ctx: Context, env: dict[str, str], name: str) -> dict[str, Any]:
+    """Start a worker on ``env`` and time it until ``Worker ready`` (log lines watched)."""
+    port = free_port()
+    env = {**env, "TXSTREAM_WEB_PORT": str(port)}
+    restarted = time.time()
+    process = start_worker(ctx, name, env)
+    watcher = LogWatcher(process.log_path, {
+        "restoring": r"Restoring state from changelog topics",
+        "done": r"Done reading from changelog topics",
+        "ready": r"Worker ready",
+    })
+    deadline = time.monotonic() + ctx.timeout
+    while "ready" not in watcher.poll():
+        if not process.running or time.monotonic() > deadline:
+            message = f"{name}: no 'Worker ready'; log:\n{process.log_tail()}"
+            process.terminate()
+            raise RuntimeError(message)
+        await asyncio.sleep(0.02)
+    seen = dict(watcher.seen)
+    restored = _RESTORED.findall(process.log_text())
+    replay = (seen["done"] - seen["restoring"]) if {"done", "restoring"} <= seen.keys() else None
+    return {"process": process, "base": f"http://127.0.0.1:{port}",
+            "restart_to_ready_seconds": round(seen["ready"] - restarted, 3),
+            "replay_seconds": _round(replay),
+            "records_restored": sum(int(n) for n, _ in restored),
+            "bulk_seconds": _round(sum(float(t) for _, t in restored)),
+            "ready": seen["ready"]}
+
+
+async def _views_loaded(ctx: Context, session: aiohttp.ClientSession,
+                        base: str) -> tuple[dict[str, Any], float]:
+    """The sampled views once every one answers (state loaded from RocksDB), and when."""
+    deadline = time.monotonic() + ctx.timeout
+    after: dict[str, Any] = {}
+    while True:
+        try:
+            after = await _customer_views(session, base, ctx.sample_customers)
+        except (aiohttp.ClientError, TimeoutError):
+            after = {}
+        if after and not any(v == 503 for v in after.values()):
+            break
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    return after, time.time()
+
+
 async def measure_recovery(ctx: Context, session: aiohttp.ClientSession,
                            process: ManagedProcess, env: dict[str, str], datadir: Path,
                            name: str, group: str, base: str) -> dict[str, Any]:
-    """Stop the worker, delete its RocksDB data, restart it: time the rebuild from changelogs.
+    """Restart the worker twice: from the changelogs alone, then with its data dir kept.
 
-    Returns the changelog size, the time from restart to ``Worker ready``, the changelog
-    replay alone (Faust's "Restoring state" to "Done reading" log lines), records per
-    second of each, the time until every sampled customer answers again (partition state
-    loaded from RocksDB into the pipeline), and whether their answers are unchanged.
+    First its RocksDB data is deleted (every changelog record is replayed), then it is
+    stopped cleanly and started on the data it has (nothing should be replayed). For
+    each: the time from restart to ``Worker ready``, the changelog replay (Faust's
+    "Restoring state" to "Done reading" log lines; the worker's own count of restored
+    records), records per second, the time until every sampled customer answers again
+    (partition state loaded from RocksDB into the pipeline), and whether the answers
+    are unchanged.
     """
     # Let the last flush land before the snapshot (the worker is idle by now).
     await asyncio.sleep(1.5)
@@ -429,55 +498,178 @@ async def measure_recovery(ctx: Context, session: aiohttp.ClientSession,
     process.terminate(timeout=15)
     shutil.rmtree(datadir, ignore_errors=True)
 
-    port = free_port()
-    env = {**env, "TXSTREAM_WEB_PORT": str(port)}
-    base = f"http://127.0.0.1:{port}"
-    restarted = time.time()
-    process = start_worker(ctx, f"{name}-recovery", env)
-    watcher = LogWatcher(process.log_path, {
-        "restoring": r"Restoring state from changelog topics",
-        "done": r"Done reading from changelog topics",
-        "ready": r"Worker ready",
-    })
-    deadline = time.monotonic() + ctx.timeout
-    while "ready" not in watcher.poll():
-        if not process.running or time.monotonic() > deadline:
-            message = f"{name} recovery: no 'Worker ready'; log:\n{process.log_tail()}"
-            process.terminate()
-            raise RuntimeError(message)
-        await asyncio.sleep(0.02)
-    seen = dict(watcher.seen)
+    rebuilt = await _restart(ctx, env, f"{name}-recovery")
+    process = rebuilt.pop("process")
     peak_while_recovering = memory_kb(process.pid).get("VmHWM", 0)
-    # First query of each partition loads its state from RocksDB into the pipeline.
-    after: dict[str, Any] = {}
-    while True:
-        try:
-            after = await _customer_views(session, base, ctx.sample_customers)
-        except (aiohttp.ClientError, TimeoutError):
-            after = {}
-        if after and not any(v == 503 for v in after.values()):
-            break
-        if time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.05)
-    loaded = time.time()
-    ready = seen["ready"]
-    replay = (seen["done"] - seen["restoring"]) if {"done", "restoring"} <= seen.keys() else None
-    return {
+    after, loaded = await _views_loaded(ctx, session, rebuilt["base"])
+    restart_s, replay = rebuilt["restart_to_ready_seconds"], rebuilt["replay_seconds"]
+    result: dict[str, Any] = {
         "_process": process,
         "changelog_records": records,
         "changelog_records_per_table": per_table,
         "changelog_value_bytes": sizes,
         "changelog_mean_value_bytes": round(sum(sizes.values()) / max(records, 1)),
-        "restart_to_ready_seconds": round(ready - restarted, 3),
-        "replay_seconds": _round(replay),
-        "ready_to_state_loaded_seconds": round(loaded - ready, 3),
-        "records_per_second_restart_to_ready": round(records / (ready - restarted)),
+        "restart_to_ready_seconds": restart_s,
+        "replay_seconds": replay,
+        "records_restored": rebuilt["records_restored"],
+        "ready_to_state_loaded_seconds": round(loaded - rebuilt["ready"], 3),
+        "records_per_second_restart_to_ready": round(records / restart_s),
         "records_per_second_replay": round(records / replay) if replay else None,
         "peak_rss_mb_after_recovery": round(peak_while_recovering / 1024, 1),
         "sample_views_identical": before == after,
         "sample_views_compared": len(before),
     }
+    # A plain restart: the data dir is kept, so only an unflushed tail would be replayed.
+    process.terminate(timeout=15)
+    kept = await _restart(ctx, env, f"{name}-restart")
+    process = kept.pop("process")
+    again, loaded = await _views_loaded(ctx, session, kept["base"])
+    result["_process"] = process
+    result["kept"] = {
+        "restart_to_ready_seconds": kept["restart_to_ready_seconds"],
+        "replay_seconds": kept["replay_seconds"],
+        "records_restored": kept["records_restored"],
+        "ready_to_state_loaded_seconds": round(loaded - kept["ready"], 3),
+        "sample_views_identical": before == again,
+    }
+    result["standby"] = await _standby_catch_up(ctx, session, env, f"{name}-second", ends)
+    return result
+
+
+_STANDBY_OFFSET = re.compile(r'^txstream_recovery_offset\{role="standby",topic="([^"]+)",'
+                             r'partition="(\d+)"\} (-?\d+)', re.MULTILINE)
+
+
+async def _standby_catch_up(ctx: Context, session: aiohttp.ClientSession, env: dict[str, str],
+                            name: str, ends: dict[TopicPartition, int]) -> dict[str, Any]:
+    """A second worker joins the group: how fast its standby tables catch up.
+
+    It gets half the partitions as actives (recovered from their changelogs) and follows
+    the first worker's as standbys. Its ``/metrics`` say how far each standby changelog
+    partition is applied; done when every one has reached its end.
+    """
+    datadir = Path(env["TXSTREAM_DATADIR"] + "-second")
+    second = await _restart(ctx, {**env, "TXSTREAM_DATADIR": str(datadir)}, name)
+    process = second.pop("process")
+    first_progress = done = None
+    records = 0
+    try:
+        deadline = time.monotonic() + ctx.timeout
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(second["base"] + "/metrics") as response:
+                    text = await response.text()
+            except (aiohttp.ClientError, TimeoutError):
+                await asyncio.sleep(0.05)
+                continue
+            followed = {TopicPartition(m[1], int(m[2])): int(m[3])
+                        for m in _STANDBY_OFFSET.finditer(text)}
+            now = time.time()
+            if first_progress is None and any(offset >= 0 for offset in followed.values()):
+                first_progress = now
+            wanted = {tp: ends.get(tp, 0) - 1 for tp in followed if ends.get(tp, 0) > 0}
+            if wanted and all(followed[tp] >= last for tp, last in wanted.items()):
+                done = now
+                records = sum(last + 1 for last in wanted.values())
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        process.terminate(timeout=15)
+        shutil.rmtree(datadir, ignore_errors=True)
+    if done is None:
+        return {"caught_up": False}
+    return {
+        "caught_up": True,
+        "standby_records": records,
+        "restart_to_ready_seconds": second["restart_to_ready_seconds"],
+        "active_records_restored": second["records_restored"],
+        "ready_to_caught_up_seconds": round(done - second["ready"], 3),
+        "first_record_to_caught_up_seconds": _round(
+            None if first_progress is None else done - first_progress),
+        "records_per_second_ready_to_caught_up": round(records / max(done - second["ready"],
+                                                                     1e-3)),
+        "records_per_second_first_record_to_caught_up": None if first_progress is None
+        else round(records / max(done - first_progress, 1e-3)),
+    }
+
+
+async def run_txstream_pair(ctx: Context, run: int, target: str = "full-x2") -> Measurement:
+    """Two full-pipeline workers in one consumer group on the topic: the combined rate.
+
+    Both start together (the embedded broker keeps a first-generation member in the group
+    until its session expires, BROKER.md fact 4) with the default standby replica, so
+    each also follows the other's changelogs. Events are the sum of both workers' own
+    ``events_in`` (``/stats/?local=1``), which counts each source offset once; the sampled
+    customers' views are kept to compare with the one-worker run's.
+    """
+    name = f"{target}-r{run}"
+    app_id = f"{ctx.stamp}-{name}"
+    group = f"{app_id}-v1"
+    started = time.time()
+    members = []
+    for n in (1, 2):
+        port = free_port()
+        datadir = ctx.workdir / f"{name}-w{n}-data"
+        env = worker_env(ctx, app_id, port, datadir)
+        members.append((start_worker(ctx, f"{name}-w{n}", env), f"http://127.0.0.1:{port}",
+                        datadir))
+    samples: list[tuple[float, int, float | None]] = []
+    try:
+        committer = asyncio.create_task(wait_committed(ctx, group, ctx.timeout))
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            deadline = time.monotonic() + ctx.timeout
+            while True:
+                for process, _, _ in members:
+                    if not process.running:
+                        message = f"{process.name} exited early; log:\n{process.log_tail()}"
+                        raise RuntimeError(message)
+                if time.monotonic() > deadline:
+                    message = f"{name}: not done in {ctx.timeout} s"
+                    raise TimeoutError(message)
+                counts = []
+                for _, base, _ in members:
+                    try:
+                        status, body = await get_json(session, base + "/stats/?local=1")
+                    except (aiohttp.ClientError, TimeoutError):
+                        status, body = 0, None
+                    counts.append(int(body["events_in"]) if status == 200 and body else None)
+                now = time.time()
+                if None not in counts:
+                    total = sum(c for c in counts if c is not None)
+                    cpu = [cpu_seconds(process.pid) for process, _, _ in members]
+                    if total > 0:
+                        samples.append((now, total, None if None in cpu
+                                        else sum(c for c in cpu if c is not None)))
+                    if total >= ctx.events:
+                        break
+                await asyncio.sleep(0.05)
+            base = members[0][1]
+            views = await _customer_views(session, base, ctx.sample_customers)
+            results_by_kind: dict[str, int] = {}
+            for _, member_base, _ in members:
+                for kind, count in (await window_results_by_kind(session, member_base)).items():
+                    results_by_kind[kind] = results_by_kind.get(kind, 0) + count
+            committed = await committer
+            owned = []
+            for _, member_base, _ in members:
+                status, body = await get_json(session, member_base + "/stats/?local=1")
+                owned.append([row["partition"] for row in body["partitions"]]
+                             if status == 200 and body else None)
+        t0, e0, c0 = samples[0]
+        t1, _, c1 = samples[-1]
+        peak = sum(memory_kb(process.pid).get("VmHWM", 0) for process, _, _ in members)
+        return Measurement(
+            target, run, ctx.events, started, t0, e0, t1, peak,
+            cpu_seconds=None if c0 is None or c1 is None else c1 - c0,
+            broker_cpu_seconds=ctx.broker_sampler.between(t0, t1)
+            if ctx.broker_sampler else None,
+            committed=committed,
+            extra={"app_id": app_id, "workers": 2, "partitions_by_worker": owned,
+                   "window_results_by_kind": results_by_kind, "sample_views": views})
+    finally:
+        for process, _, datadir in members:
+            process.terminate(timeout=15)
+            shutil.rmtree(datadir, ignore_errors=True)
 
 
 # -- profiler -------------------------------------------------------------------------------
@@ -546,7 +738,9 @@ async def _run_self_timed(ctx: Context, target: str, run: int, argv: list[str],
             cpu_seconds=result.get("cpu_seconds"),
             broker_cpu_seconds=ctx.broker_sampler.between(result["first"], result["last"])
             if ctx.broker_sampler else None,
-            committed=committed, extra={"group": group})
+            committed=committed,
+            extra={"group": group, "partitions": ctx.partitions,
+                   **{key: result[key] for key in ("window_results", "late") if key in result}})
     finally:
         if committer is not None and not committer.done():
             committer.cancel()
@@ -577,3 +771,32 @@ async def run_quix(ctx: Context, kind: str, run: int) -> Measurement:
         return await _run_self_timed(ctx, target, run, argv, group)
     finally:
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+async def run_bytewax(ctx: Context, run: int, target: str = "bytewax-tumbling") -> Measurement:
+    """Bytewax: per-customer 5 min tumbling sum to an output topic (bench/bytewax_peer.py)."""
+    output = f"{ctx.topics.prefix}{ctx.stamp}-{target}-r{run}-results"
+    await ensure_topics(ctx.kafka, {output: ctx.partitions})
+    argv = [sys.executable, "-m", "bench.bytewax_peer", "--bootstrap", ctx.kafka.bootstrap,
+            "--topic", ctx.topics.transactions, "--output", output,
+            "--events", str(ctx.events)]
+    return await _run_self_timed(ctx, target, run, argv, None)
+
+
+async def run_pathway(ctx: Context, run: int, target: str = "pathway-tumbling") -> Measurement:
+    """Pathway: per-customer 5 min tumbling sum to an output topic (bench/pathway_peer.py).
+
+    ``pathway-tumbling`` reads the one-partition copy of the topic, where its single
+    watermark means what txstream's per-partition one does; ``pathway-tumbling-4p`` the
+    four partitions, where it drops much of the backlog as late (its results are counted).
+    """
+    if not target.endswith("-4p"):
+        ctx = ctx.single_partition()
+    group = f"{ctx.stamp}-{target}-r{run}"
+    output = f"{ctx.topics.prefix}{group}-results"
+    await ensure_topics(ctx.kafka, {output: ctx.partitions})
+    argv = [sys.executable, "-m", "bench.pathway_peer", "--bootstrap", ctx.kafka.bootstrap,
+            "--topic", ctx.topics.transactions, "--output", output,
+            "--events", str(ctx.events), "--group", group,
+            "--timeout", str(ctx.timeout)]
+    return await _run_self_timed(ctx, target, run, argv, None)

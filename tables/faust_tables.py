@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -75,19 +76,28 @@ def load_partition(tables: Mapping[str, Any], state: PartitionState,
     ``on_corrupt`` with its table and key: it can never stop a partition from loading.
     """
     loaded = 0
-    for name, table_state in state.tables.items():
-        store = tables[name].data
-        db = store._db_for_partition(state.partition)
-        offset_key = store.offset_key
-        for key, value in db.items():
-            if key == offset_key or value is None:
-                continue
-            try:
-                table_state.load(bytes(key), bytes(value))
-            except CorruptRecord as exc:
-                if on_corrupt is not None:
-                    on_corrupt(name, bytes(key), str(exc))
-                continue
-            loaded += 1
-        table_state.finish_load()
+    # Loading creates a partition's state at once, hundreds of thousands of objects with
+    # no reference cycles; the cyclic collector would scan them again every time the
+    # heap grew by a quarter (a fifth of the load time at 100k customers).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for name, table_state in state.tables.items():
+            store = tables[name].data
+            db = store._db_for_partition(state.partition)
+            offset_key = store.offset_key
+            for key, value in db.items():  # raw mode: already bytes
+                if key == offset_key or value is None:
+                    continue
+                try:
+                    table_state.load(key, value)
+                except CorruptRecord as exc:
+                    if on_corrupt is not None:
+                        on_corrupt(name, bytes(key), str(exc))
+                    continue
+                loaded += 1
+            table_state.finish_load()
+    finally:
+        if collecting:
+            gc.enable()
     return loaded

@@ -10,6 +10,10 @@ tells the consumer which offsets are safe to commit with :meth:`BatchingConsumer
 Records of the batch topics also skip aiokafka's ``ConsumerRecord``: the pipeline reads
 only their offset, key and value, which the decoded record has (:class:`RawRecords`).
 
+Changelog records take a bulk path too: while Faust's recovery reads a changelog (active
+recovery or a standby), a fetch's records of each changelog partition go to
+:class:`~app.kafka.recovery.BulkRecovery` at once instead of one event each.
+
 It also corrects changelog end offsets: the embedded broker answers ListOffsets(LATEST)
 with the base offset of the newest batch + 1, which makes Faust's recovery stop short.
 """
@@ -26,6 +30,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from .admin import true_end_offsets
+from .recovery import BulkRecovery
 from .security import KafkaConnection
 
 __all__ = [
@@ -77,7 +82,10 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         self.changelog_guard = guard
 
     async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
+        generation = self.app.consumer_generation_id
         records, active = await super()._wait_next_records(timeout)
+        if records:
+            records = self._take_changelogs(records, active, generation)
         handler = self.batch_handler
         if records and handler is not None and self.flow_active:
             topics = self.batch_topics
@@ -87,6 +95,43 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 assignment = self.assignment()
                 await handler({tp: batch for tp, batch in ours.items() if tp in assignment})
         return records, active
+
+    def _take_changelogs(self, records: Mapping[TP, list[Any]], active: set[TP] | None,
+                         generation: int) -> Mapping[TP, list[Any]]:
+        """Write the fetch's changelog records through the bulk recovery; return the rest.
+
+        Only while the flow is active and the group generation is the one the fetch
+        started in: otherwise Faust's recovery starts again and seeks from its own
+        offsets, so the records are dropped (Faust's ``getmany`` drops them too).
+        A partition recovery no longer reads is dropped as well: Faust's per-event
+        loop would apply such a record to the table of the previous record.
+        """
+        tables: Any = self.app.tables
+        changelogs = tables._changelogs  # not .changelog_topics: it builds a set per call
+        ours = [tp for tp in records if tp.topic in changelogs]
+        if not ours:
+            return records
+        recovery = tables.recovery
+        if not isinstance(recovery, BulkRecovery):
+            return records
+        taken = set(ours)
+        if self.app.consumer_generation_id == generation and self.flow_active:
+            applied = False
+            for tp in ours:
+                batch = records[tp]
+                if not batch or (active is not None and tp not in active):
+                    continue
+                table = recovery.bulk_table(tp)
+                if table is None:
+                    continue
+                if not recovery.takes(table):
+                    taken.discard(tp)  # Faust's own path, record by record
+                    continue
+                recovery.apply_records(tp, table, batch)
+                applied = True
+            if applied:
+                recovery.after_records()
+        return {tp: batch for tp, batch in records.items() if tp not in taken}
 
     def release(self, tp: TP, next_offset: int) -> None:
         """Every record of ``tp`` before ``next_offset`` is processed and its state written."""

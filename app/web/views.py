@@ -289,7 +289,8 @@ def worker_stats(app: TxApp, started: float) -> dict[str, Any]:
         "recovery": {
             "completed": recovery.completed.is_set(),
             "active_remaining": recovery.active_remaining_total(),
-            "standby_remaining": recovery.standby_remaining_total(),
+            # Not Faust's standby_remaining_total: it counts a fresh standby as caught up.
+            "standby_remaining": recovery.standby_behind(),
             "remaining_by_partition": remaining,
         },
         "uptime_seconds": snapshot["uptime_seconds"],

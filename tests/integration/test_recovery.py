@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
+from rocksdict import AccessType, Options, Rdict
 
 from app.commands.generator import GeneratorConfig, generate
 from app.kafka.admin import true_end_offsets
 from app.kafka.produce import send_records
+from app.kafka.security import KafkaConnection
 from app.kafka.topic_io import TopicRecord, read_until
 from app.kappa.replay import committed_offsets
 from app.records.times import parse_time
@@ -240,3 +244,144 @@ async def test_a_pause_in_the_input_flushes_and_commits_without_waiting_for_the_
     worker.process.kill()
     restarted = workers.start("w1-again", datadir=worker.datadir)
     await assert_windows_exact(restarted, ground_truth(txs), timeout=30)
+
+
+# -- the bulk restore: what the changelogs say, record for record ----------------------------
+
+
+def _table_dbs(datadir: Path) -> dict[tuple[str, int], dict[bytes, bytes]]:
+    """Every table partition's RocksDB contents, read after the worker has stopped."""
+    found: dict[tuple[str, int], dict[bytes, bytes]] = {}
+    for path in sorted(datadir.rglob("*.db")):
+        kind, _, partition = path.name.removesuffix(".db").rpartition("-")
+        db = Rdict(str(path), options=Options(raw_mode=True),
+                   access_type=AccessType.read_only())
+        try:
+            found[(kind, int(partition))] = {bytes(k): bytes(v) for k, v in db.items()}
+        finally:
+            db.close()
+    return found
+
+
+async def _send_tail(kafka: KafkaConnection, topic: str, partition: int,
+                     records: list[tuple[bytes, bytes | None]]) -> None:
+    producer = AIOKafkaProducer(**kafka.client_kwargs(acks="all"))
+    await producer.start()
+    try:
+        for key, value in records:
+            await (await producer.send(topic, value, key=key, partition=partition))
+    finally:
+        await producer.stop()
+
+
+async def test_rebuild_from_changelogs_is_the_live_state_record_for_record(
+        workers: WorkerFactory) -> None:
+    config = GeneratorConfig(start_ms=parse_time("2026-03-12T08:00:00Z"), events_per_second=5.0,
+                             count=8_000, customers=400, seed=21, max_delay_ms=3_000,
+                             tunnel_every=700, big_spender_share=0.05)
+    txs = list(generate(config))
+    live = workers.start("live")
+    await send(workers, txs, rate=None)
+    ends = await _source_ends(workers)
+
+    async def all_committed() -> bool:
+        return await _committed(workers) == ends
+
+    await async_wait_until(all_committed, timeout=60, interval=0.5)
+    assert live.process.terminate(timeout=30) == 0
+    expected = _table_dbs(live.datadir)
+    assert sorted(expected) == [(name, p) for name in ("hopping", "session", "sliding",
+                                                       "tumbling", "txids")
+                                for p in range(PARTITIONS)]
+
+    # A flush cut short: customer records after the partition's last ~partition record,
+    # one key written twice (the last value wins) and one deleted.
+    changelog = f"{workers.state_id(1)}-tumbling-changelog"
+    customers = sorted(k for k in expected[("tumbling", 2)] if k.isdigit())
+    first, second = customers[0], customers[1]
+    tail = [(first, expected[("tumbling", 2)][second]), (second, None),
+            (first, expected[("tumbling", 2)][first])]
+    await _send_tail(workers.kafka, changelog, 2, tail)
+    del expected[("tumbling", 2)][second]
+    changelogs = [f"{workers.state_id(1)}-{kind}-changelog"
+                  for kind in ("tumbling", "hopping", "sliding", "session", "txids")]
+    changelog_ends = await true_end_offsets(
+        workers.kafka, [TopicPartition(t, p) for t in changelogs for p in range(PARTITIONS)])
+    for tp, end in changelog_ends.items():
+        kind = tp.topic.removeprefix(f"{workers.state_id(1)}-").removesuffix("-changelog")
+        expected[(kind, tp.partition)][b"__faust\x00offset__"] = str(end - 1).encode()
+
+    # From the changelogs alone, into an empty data dir.
+    rebuilt = workers.start("rebuilt")
+    assert rebuilt.process.terminate(timeout=30) == 0
+    assert _table_dbs(rebuilt.datadir) == expected
+    # With the data dir kept: only the unflushed tail is read again.
+    again = workers.start("again", datadir=live.datadir)
+    assert again.process.terminate(timeout=30) == 0
+    assert "restored 3 changelog records" in again.process.log_text()
+    assert _table_dbs(live.datadir) == expected
+
+
+def _standby_offsets(worker: Worker) -> dict[tuple[str, int], int]:
+    """The standby changelog partitions a worker follows and how far, from ``/metrics``."""
+    status, text = worker.get("/metrics")
+    assert status == 200
+    found = {}
+    for match in re.finditer(r'^txstream_recovery_offset\{role="standby",topic="([^"]+)",'
+                             r'partition="(\d+)"\} (-?\d+)', text, re.MULTILINE):
+        found[(match[1], int(match[2]))] = int(match[3])
+    return found
+
+
+def _all_views(worker: Worker, customers: list[int]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for customer in customers:
+        for kind in ("tumbling", "hopping", "sliding"):
+            out[f"{customer}/{kind}"] = worker.get(f"/customers/{customer}/windows/{kind}/")
+        out[f"{customer}/sessions"] = worker.get(f"/customers/{customer}/sessions/")
+    return out
+
+
+async def test_a_standby_keeps_up_and_takes_over_with_exact_windows(
+        workers: WorkerFactory) -> None:
+    txs = make_input(6_000, customers=150, seed=23)
+    first = workers.start("w1", wait=False, standby_replicas="1")
+    second = workers.start("w2", wait=False, standby_replicas="1")
+    first.wait_ready()
+    second.wait_ready()
+    await send(workers, txs[:4_000], rate=None)
+    await assert_windows_exact(first, ground_truth(txs[:4_000]))
+    ends = await _source_ends(workers)
+
+    async def all_committed() -> bool:
+        return await _committed(workers) == ends
+
+    await async_wait_until(all_committed, timeout=60, interval=0.5)
+    owned = {p["partition"] for p in second.get("/stats/?local=1")[1]["partitions"]}
+    assert owned, "the second worker owns partitions"
+    changelogs = [TopicPartition(f"{workers.state_id(1)}-{kind}-changelog", p)
+                  for kind in ("tumbling", "hopping", "sliding", "session", "txids")
+                  for p in owned]
+    changelog_ends = await true_end_offsets(workers.kafka, changelogs)
+
+    def standby_caught_up() -> bool:
+        followed = _standby_offsets(first)
+        return all(followed.get((tp.topic, tp.partition)) == end - 1
+                   for tp, end in changelog_ends.items())
+
+    # The first worker's standbys follow every changelog partition the second one writes,
+    # to its last record.
+    await async_wait_until(standby_caught_up, timeout=60, interval=0.5,
+                           message=f"standby offsets {_standby_offsets(first)} "
+                                   f"vs ends {changelog_ends}")
+    customers = sorted({tx.customer_id for tx in txs[:4_000]})
+    before = _all_views(first, customers)
+    assert all(status == 200 for status, _ in before.values())
+
+    second.process.kill()
+    # The first takes over the second's partitions from its standby tables: every view of
+    # every customer and kind is what it was.
+    await async_wait_until(lambda: _all_views(first, customers) == before, timeout=90,
+                           interval=1.0, message="views changed after the take-over")
+    await send(workers, txs[4_000:], rate=None)
+    await assert_windows_exact(first, ground_truth(txs), timeout=120)
