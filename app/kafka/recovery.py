@@ -88,10 +88,15 @@ class BulkRecovery(Recovery):
         batch = WriteBatch(raw_mode=True)
         put, delete = batch.put, batch.delete
         for record in records:
-            if record.value is None:
-                delete(record.key)
+            key = record.key
+            if key is None:
+                # Not a table record (txstream never writes one without a key): skipped,
+                # and loading the table skips anything else it cannot use.
+                self._skip_keyless(tp, record.offset)
+            elif record.value is None:
+                delete(key)
             else:
-                put(record.key, record.value)
+                put(key, record.value)
         last = records[-1].offset
         batch.put(store.offset_key, str(last).encode())
         store._db_for_partition(tp.partition).write(batch)
@@ -99,6 +104,11 @@ class BulkRecovery(Recovery):
         self._last_flush_at = now
         self.bulk_records += len(records)
         return len(records)
+
+    def _skip_keyless(self, tp: TP, offset: int) -> None:
+        skipped = getattr(self.app, "skipped_records", None)
+        if skipped is not None:
+            skipped.skip(tp.topic, f"{tp.partition}/{offset}", "a changelog record without a key")
 
     def standby_behind(self) -> int:
         """Changelog records the standby tables have still to apply, as far as known.

@@ -137,7 +137,8 @@ async def test_fuzzed_records_are_dead_lettered_and_valid_ones_counted_exactly(
     # Keys no customer of the test has: a foreign record under a customer's key would
     # replace that customer's state (it is then skipped, and the customer starts afresh).
     await send_raw(workers.kafka, changelog, [(b"99", b'{"o": "x", "w": [[1]]}'),
-                                                  (b"not-a-customer", b"null")], partition=0)
+                                              (b"not-a-customer", b"null"), (None, b"{}")],
+                   partition=0)
 
     async def skipped_alerts() -> bool:
         status, body = worker.get("/stats/?local=1")
