@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -67,3 +68,12 @@ def unique_id() -> str:
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     return _free_port()
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No TXSTREAM_* variable and no .env from the developer's shell leak into a test."""
+    for name in list(os.environ):
+        if name.upper().startswith("TXSTREAM_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -13,13 +12,7 @@ from app.settings import Settings, window_config
 DURATION_HINT = "write 500ms, 30s, 5m or 1h; compounds like 1h30m work too"
 
 
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No TXSTREAM_* variable and no .env from the developer's shell leak into a test."""
-    for name in list(os.environ):
-        if name.upper().startswith("TXSTREAM_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def test_defaults() -> None:
