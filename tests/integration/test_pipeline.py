@@ -16,7 +16,7 @@ from app.process import ManagedProcess
 from app.records.times import parse_time
 from app.testing import wait_until
 
-from .conftest import WorkerFactory
+from .conftest import Worker, WorkerFactory
 
 pytestmark = pytest.mark.integration
 
@@ -67,6 +67,21 @@ def expected_tumbling() -> dict[int, list[tuple[int, int, Decimal]]]:
     return out
 
 
+def served_tumbling(worker: Worker, customer: int) -> list[tuple[int, int, Decimal]] | None:
+    """A customer's tumbling windows as served: (start, count, total); None if not 200."""
+    status, body = worker.get(f"/customers/{customer}/windows/tumbling/")
+    if status != 200:
+        return None
+    return [(parse_time(w["start"]), w["count"], Decimal(str(w["total"])))
+            for w in body["windows"]]
+
+
+def windows_match(worker: Worker) -> bool:
+    """Whether every customer's served tumbling windows equal :func:`expected_tumbling`."""
+    return all(served_tumbling(worker, customer) == windows
+               for customer, windows in expected_tumbling().items())
+
+
 def write_input(path: Path) -> Path:
     path.write_bytes(b"\n".join(_line(*tx) for tx in VALID) + b"\n")
     return path
@@ -86,17 +101,7 @@ async def test_known_file_gives_exact_windows_dlq_and_alerts(
     await send_raw(workers.kafka, workers.topics.transactions,
                    [(key, value) for key, value, _ in INVALID])
 
-    expected = expected_tumbling()
-    for customer, windows in expected.items():
-        def windows_match(customer: int = customer,
-                          windows: list[tuple[int, int, Decimal]] = windows) -> bool:
-            status, body = worker.get(f"/customers/{customer}/windows/tumbling/")
-            if status != 200:
-                return False
-            got = [(parse_time(w["start"]), w["count"], Decimal(str(w["total"])))
-                   for w in body["windows"]]
-            return got == windows
-        wait_until(windows_match, 60, message=f"customer {customer} tumbling windows")
+    wait_until(lambda: windows_match(worker), 60, message="every customer's tumbling windows")
 
     _, body = worker.get("/customers/1/windows/tumbling/")
     first = body["windows"][0]

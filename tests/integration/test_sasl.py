@@ -15,7 +15,6 @@ import re
 import subprocess
 import sys
 import time
-from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -25,23 +24,13 @@ from app.kafka.topic_io import read_until, send_raw
 from app.records.times import parse_time
 from app.testing import free_port, wait_until
 
-from .conftest import SaslBroker, Worker, WorkerFactory
-from .test_pipeline import INVALID, expected_tumbling, write_input
+from .conftest import SaslBroker, WorkerFactory
+from .test_pipeline import INVALID, windows_match, write_input
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 QUICK = 15.0
 
-
-def _windows_match(worker: Worker) -> bool:
-    for customer, windows in expected_tumbling().items():
-        status, body = worker.get(f"/customers/{customer}/windows/tumbling/")
-        if status != 200:
-            return False
-        if [(parse_time(w["start"]), w["count"], Decimal(str(w["total"])))
-                for w in body["windows"]] != windows:
-            return False
-    return True
 
 
 def _run(env: dict[str, str], *args: str,
@@ -60,7 +49,7 @@ async def test_pipeline_after_a_scram_login(sasl_workers: WorkerFactory,
     assert done.returncode == 0, done.stderr
     await send_raw(sasl_workers.kafka, sasl_workers.topics.transactions,
                    [(key, value) for key, value, _ in INVALID])
-    wait_until(lambda: _windows_match(worker), 60, message="exact windows after SASL login")
+    wait_until(lambda: windows_match(worker), 60, message="exact windows after SASL login")
     alerts = await read_until(sasl_workers.kafka, sasl_workers.topics.alerts,
                               lambda rs: len(rs) >= 2, timeout=60)
     assert sorted(orjson.loads(r.value or b"{}")["alert_id"] for r in alerts) == [

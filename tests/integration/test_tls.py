@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import time
-from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -26,25 +25,14 @@ from app.kafka.topic_io import read_until, send_raw
 from app.records.times import parse_time
 from app.testing import free_port, wait_until
 
-from .conftest import TlsBroker, Worker, WorkerFactory
-from .test_pipeline import INVALID, VALID, expected_tumbling, write_input
+from .conftest import TlsBroker, WorkerFactory
+from .test_pipeline import INVALID, VALID, windows_match, write_input
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 #: A failure must be reported within this many seconds (the connect timeout is 30 s).
 QUICK = 15.0
 
-
-def _windows_match(worker: Worker) -> bool:
-    for customer, windows in expected_tumbling().items():
-        status, body = worker.get(f"/customers/{customer}/windows/tumbling/")
-        if status != 200:
-            return False
-        got = [(parse_time(w["start"]), w["count"], Decimal(str(w["total"])))
-               for w in body["windows"]]
-        if got != windows:
-            return False
-    return True
 
 
 def _run(env: dict[str, str], *args: str,
@@ -65,7 +53,7 @@ async def test_pipeline_over_mutual_tls_and_a_restart_recovers(
     await send_raw(tls_workers.kafka, tls_workers.topics.transactions,
                    [(key, value) for key, value, _ in INVALID])
 
-    wait_until(lambda: _windows_match(worker), 60, message="exact tumbling windows over TLS")
+    wait_until(lambda: windows_match(worker), 60, message="exact tumbling windows over TLS")
     dlq = await read_until(tls_workers.kafka, tls_workers.topics.dead_letters,
                            lambda rs: len(rs) >= len(INVALID), timeout=60)
     assert len(dlq) == len(INVALID)
@@ -89,7 +77,7 @@ async def test_pipeline_over_mutual_tls_and_a_restart_recovers(
     worker.process.kill()
     shutil.rmtree(worker.datadir)
     again = tls_workers.start("w1-again", datadir=worker.datadir, allowed_lateness="0s")
-    wait_until(lambda: _windows_match(again), 90, message="the same windows after the rebuild")
+    wait_until(lambda: windows_match(again), 90, message="the same windows after the rebuild")
     assert again.get("/stats/")[1]["events_in"] == len(VALID)
 
     # Every one of those connections went through the proxy's TLS (the broker advertises
