@@ -102,7 +102,7 @@ class Pipeline:
                     continue
                 state = self.state_for(tp.partition)
                 if not guard.check_source_end(tp.partition, self.consumer.highwater(tp),
-                                              state.tumbling.offset):
+                                              state.applied_offset):
                     return
                 parsed = self.decoder.decode(
                     records, wall, partial(self._dead_letter, batches, tp))

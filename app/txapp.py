@@ -148,7 +148,7 @@ class TxApp(faust.App):
 
     def _applied_offsets(self) -> dict[int, int]:
         """The highest source offset each loaded partition's state has applied."""
-        return {partition: max(kind.offset for kind in state.kinds.values())
+        return {partition: state.applied_offset
                 for partition, state in self.pipeline.states.items()}
 
     async def on_stop(self) -> None:

@@ -63,6 +63,11 @@ class PartitionState:
         """Highest event time seen in this partition."""
         return self.tumbling.watermark.max_event_ms
 
+    @property
+    def applied_offset(self) -> int:
+        """The highest source offset any of this partition's tables has taken in (-1: none)."""
+        return max(table.offset for table in self.tables.values())
+
     def apply(self, records: Iterable[tuple[int, TransactionLike | None]],
               wall_ms: int | None = None, out: Outputs | None = None) -> Outputs:
         """Check records for duplicates and apply them in offset order, then close what
