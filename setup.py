@@ -1,7 +1,8 @@
-"""Builds the optional compiled encoders (app/records/_speedups.pyx); the rest is pyproject.toml.
+"""Builds the optional compiled modules; the rest is pyproject.toml.
 
-Without a C compiler the build goes on without them (``optional=True``) and txstream uses
-its Python encoders, which write the same bytes.
+app/records/_speedups.pyx (encoders, parser) and tables/_fixedcore.pyx (tumbling and
+hopping windows, C++). Without a compiler the build goes on without them
+(``optional=True``) and txstream uses its Python code, which gives the same results.
 """
 
 from setuptools import Extension, setup
@@ -12,7 +13,9 @@ except ImportError:  # Cython is a build requirement; a plain sdist build may la
     extensions = []
 else:
     extensions = cythonize(
-        [Extension("app.records._speedups", ["app/records/_speedups.pyx"], optional=True)],
+        [Extension("app.records._speedups", ["app/records/_speedups.pyx"], optional=True),
+         Extension("tables._fixedcore", ["tables/_fixedcore.pyx"], language="c++",
+                   optional=True)],
         compiler_directives={"language_level": "3"}, quiet=True)
 
 setup(ext_modules=extensions)

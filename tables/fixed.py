@@ -68,8 +68,9 @@ class CustomerWindows:
         return end <= watermark or end <= self.closed_before
 
 
-#: A window in a close or expiry schedule: customer id, its entry, the customer's windows.
-_Scheduled = tuple[int, WindowEntry, dict[int, WindowEntry]]
+#: A window in a close or expiry schedule: customer id, its entry, the customer's windows
+#: (the compiled subclass in tables/fixed_compiled.py schedules customer id and windows).
+_Scheduled = tuple[Any, ...]
 _CUSTOMER = itemgetter(0)
 
 
@@ -231,6 +232,10 @@ class FixedWindowState(KindState[CustomerWindows]):
         return {"o": state.offset, "w": list(state.windows.values()), "c": closed_before}
 
     def _load(self, data: dict[str, Any]) -> CustomerWindows:
+        return CustomerWindows(*self._read_record(data))
+
+    def _read_record(self, data: dict[str, Any]) -> tuple[int, dict[int, WindowEntry], int]:
+        """A customer record's applied offset, windows by start and closed-before time."""
         offset = require_int(data.get("o"), "the applied offset")
         closed_before = require_int(data.get("c", NO_WATERMARK), "the closed-before time")
         entries = require_int_rows(data.get("w"), 6, "the windows")
@@ -240,7 +245,7 @@ class FixedWindowState(KindState[CustomerWindows]):
                 entry[FLAGS] &= ~CLOSED
                 closed_before = max(closed_before, entry[0] + self.size)
             windows[entry[0]] = entry
-        return CustomerWindows(offset, windows, closed_before)
+        return offset, windows, closed_before
 
     def windows_of(self, customer_id: int) -> list[tuple[int, int, FixedWindow]]:
         """``(start, end, window)`` of a customer's windows, sorted by start (empty if none)."""

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from .dedupe import TXIDS, TxIdState
 from .fixed import FixedWindowState
+from .fixed_compiled import fixed_window_state
 from .kindstate import KindState, Records
 from .outputs import LateEvent, Outputs, TransactionLike
 from .sessions import SessionState
@@ -35,8 +36,8 @@ class PartitionState:
         self.partition = partition
         self.config = config
         wanted = set(kinds)
-        self.tumbling = FixedWindowState(WindowKind.TUMBLING, config)
-        self.hopping = FixedWindowState(WindowKind.HOPPING, config)
+        self.tumbling: FixedWindowState = fixed_window_state(WindowKind.TUMBLING, config)
+        self.hopping: FixedWindowState = fixed_window_state(WindowKind.HOPPING, config)
         self.sliding = SlidingState(config)
         self.sessions = SessionState(config)
         every: tuple[KindState[object], ...] = (  # type: ignore[assignment]

@@ -275,15 +275,20 @@ def test_check_finds_nothing_when_the_live_table_is_the_recomputation() -> None:
 
 
 def test_check_reports_each_wrong_missing_or_extra_window() -> None:
-    live_state = recomputed(PARTITION_0)
-    live_state.tumbling.dump_dirty()
-    customer = live_state.tumbling.customers[1]
-    customer.windows[t("09:00:00")][TOTAL] += 1           # wrong total
-    del customer.windows[t("09:30:00")]                    # missing window
-    live_state.tumbling.customers[3].windows[t("08:00:00")] = [
-        t("08:00:00"), 1, 500, 500, 500, 0]                # extra window
-    live_state.tumbling.dirty.update({1, 3})
-    live = as_live(live_state)
+    # The live table's records with customer 1's and customer 3's changed.
+    records = dict(recomputed(PARTITION_0).tumbling.dump_dirty())
+    first, third = orjson.loads(records[b"1"]), orjson.loads(records[b"3"])
+    windows = {entry[0]: entry for entry in first["w"]}
+    windows[t("09:00:00")][TOTAL] += 1                     # wrong total
+    del windows[t("09:30:00")]                             # missing window
+    first["w"] = list(windows.values())
+    third["w"].append([t("08:00:00"), 1, 500, 500, 500, 0])  # extra window
+    records.update({b"1": orjson.dumps(first), b"3": orjson.dumps(third)})
+    part = ChangelogPartition(0)
+    for key, value in records.items():  # the partition record stays last
+        part.add(key, value)
+    live = FixedWindowState(WindowKind.TUMBLING, LIVE)
+    load_kind(live, part)
     differences, _ = compare_windows(live, recomputed(PARTITION_0).tumbling)
     assert differences == [
         WindowDifference(1, t("09:00:00"), t("09:05:00"), Aggregate(1, 10011, 10010, 10010),

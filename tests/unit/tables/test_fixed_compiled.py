@@ -1,0 +1,163 @@
+"""The compiled tumbling and hopping windows give what the Python ones give, to the byte."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tables.fixed import CLOSED, FixedWindowState
+from tables.fixed_compiled import COMPILED, CompiledFixedWindowState, fixed_window_state
+from tables.kindstate import META_KEY
+from tables.outputs import Outputs
+from tables.partition import PartitionState
+from tables.validate import CorruptRecord
+from tables.windows import WindowConfig, WindowKind
+from tests.unit.tables.core_helpers import CONFIG, MIN, SEC, Tx, at
+
+pytestmark = pytest.mark.skipif(
+    not COMPILED, reason="tables/_fixedcore was not built (no C++ compiler at install)")
+
+SETTINGS = settings(max_examples=150, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+START = at("14:00")
+KINDS = (WindowKind.TUMBLING, WindowKind.HOPPING)
+#: Retention short enough that windows expire within an example.
+SHORT = WindowConfig(**{**{f: getattr(CONFIG, f) for f in CONFIG.__dataclass_fields__},
+                        "retention_ms": 4 * MIN})
+
+#: Event times: anywhere in 90 minutes, and on and next to window bounds.
+_TIMES = st.one_of(
+    st.integers(0, 90 * 60).map(lambda k: START + SEC * k),
+    st.integers(0, 18).map(lambda k: START + 5 * MIN * k),
+    st.integers(0, 18).map(lambda k: START + 5 * MIN * k - 1),
+    st.integers(0, 45).map(lambda k: START + 2 * MIN * k + 1),
+    # Events that take the watermark (5 s behind) exactly to a bound.
+    st.integers(0, 45).map(lambda k: START + 2 * MIN * k + 5 * SEC),
+)
+#: Amounts: any, and ones that reach the alert threshold (5000.00 PLN) exactly.
+_CENTS = st.one_of(st.integers(1, 400_000), st.sampled_from([100_000, 250_000, 500_000]))
+#: One source record: an invalid one (None) or (customer, time, cents).
+_RECORD = st.one_of(st.none(), st.tuples(st.integers(1, 4), _TIMES, _CENTS))
+
+
+def _batches(rows: list[Any], cuts: list[int]) -> list[list[tuple[int, Tx | None]]]:
+    """Offset-numbered records cut into batches at ``cuts``."""
+    records = [(offset, None if row is None else Tx(f"tx-{offset}", row[0], row[2], row[1]))
+               for offset, row in enumerate(rows)]
+    bounds = sorted({0, len(records), *(c % (len(records) + 1) for c in cuts)})
+    return [records[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def _record(value: bytes) -> Any:
+    """A state record with its windows in start order (the Python class writes them in the
+    order they were created, the compiled one by start: the same windows)."""
+    data = orjson.loads(value)
+    if "w" in data:
+        data["w"] = sorted(data["w"])
+    return data
+
+
+def _view(state: FixedWindowState) -> dict[str, Any]:
+    """Everything a user or a restart can see of a state."""
+    return {
+        "windows": {c: [(s, e, w.to_list(), w.closed, w.alerted)
+                        for s, e, w in state.windows_of(c)] for c in range(1, 5)},
+        "watermark": state.watermark.to_list(),
+        "offset": state.offset,
+        "late": state.late,
+    }
+
+
+def _step(state: FixedWindowState, batch: list[tuple[int, Tx | None]],
+          wall: int | None) -> tuple[Any, ...]:
+    out = Outputs()
+    marks = {offset: 0 for offset, _ in batch[::3]}
+    late = state.apply_batch(batch, out, marks)
+    state.advance(wall, out)
+    dumped = [(key, _record(value)) for key, value in state.dump_dirty()]
+    return (late, marks, out.alerts, out.window_results(), sorted(dumped, key=repr),
+            _view(state))
+
+
+@SETTINGS
+@given(rows=st.lists(_RECORD, max_size=60), cuts=st.lists(st.integers(0, 60), max_size=5),
+       idle=st.lists(st.booleans(), max_size=6), short=st.booleans())
+def test_compiled_equals_python(rows: list[Any], cuts: list[int], idle: list[bool],
+                                short: bool) -> None:
+    config = SHORT if short else CONFIG
+    for kind in KINDS:
+        python, compiled = FixedWindowState(kind, config), CompiledFixedWindowState(kind, config)
+        for i, batch in enumerate(_batches(rows, cuts)):
+            # Sometimes the wall clock runs far ahead: idle partitions close windows.
+            wall = 10**13 + i * 10 * MIN if i < len(idle) and idle[i] else None
+            if wall is not None:
+                python.mark_input(10**13)
+                compiled.mark_input(10**13)
+            assert _step(compiled, batch, wall) == _step(python, batch, wall)
+
+
+@SETTINGS
+@given(rows=st.lists(_RECORD, min_size=1, max_size=60),
+       cuts=st.lists(st.integers(0, 60), min_size=1, max_size=4), data=st.data())
+def test_compiled_resumes_from_records_as_python_does(rows: list[Any], cuts: list[int],
+                                                      data: st.DataObject) -> None:
+    """Records one class wrote load into either, and both go on alike."""
+    batches = _batches(rows, cuts)
+    flushed = data.draw(st.integers(0, len(batches)), label="batches before the restart")
+    for kind in KINDS:
+        writer = FixedWindowState(kind, CONFIG)
+        records: dict[bytes, bytes] = {}
+        for batch in batches[:flushed]:
+            _step(writer, batch, None)
+            writer.dirty.update(writer.customers)
+            writer._meta_dirty = True
+            records.update(writer.dump_dirty())
+        python, compiled = FixedWindowState(kind, CONFIG), CompiledFixedWindowState(kind, CONFIG)
+        for state in (python, compiled):
+            for key, value in records.items():
+                state.load(key, value)
+            state.finish_load()
+        assert _view(compiled) == _view(python)
+        for batch in batches[flushed:]:
+            assert _step(compiled, batch, None) == _step(python, batch, None)
+
+
+def test_a_record_of_the_older_layout_loads_the_same() -> None:
+    """Before "c", a record flagged each closed window with CLOSED."""
+    old = orjson.dumps({"o": 7, "w": [[at("14:00"), 2, 700, 200, 500, CLOSED],
+                                      [at("14:05"), 1, 300, 300, 300, 0]]})
+    meta = orjson.dumps({"o": 7, "wm": [at("14:05") + 1, at("14:05") - 4 * SEC], "late": 0,
+                         "c": {}})
+    views = []
+    for state in (FixedWindowState(WindowKind.TUMBLING, CONFIG),
+                  CompiledFixedWindowState(WindowKind.TUMBLING, CONFIG)):
+        state.load(b"1", old)
+        state.load(META_KEY, meta)
+        state.finish_load()
+        views.append(_view(state))
+        assert [w.closed for _, _, w in state.windows_of(1)] == [True, False]
+    assert views[0] == views[1]
+
+
+@pytest.mark.parametrize("record", [
+    {"o": 2**63, "w": []},
+    {"o": 1, "w": [[at("14:00"), 1, 2**63, 1, 1, 0]]},
+    {"o": 1, "w": [[at("14:00"), 1, 1, 1, 1, 0]], "c": 2**64 - 1},
+])
+def test_a_record_beyond_64_bits_is_corrupt_not_a_crash(record: dict[str, Any]) -> None:
+    state = CompiledFixedWindowState(WindowKind.TUMBLING, CONFIG)
+    with pytest.raises(CorruptRecord, match="out of range"):
+        state.load(b"1", orjson.dumps(record))
+    assert state.customers == {}
+
+
+def test_the_pipeline_uses_the_compiled_windows() -> None:
+    state = PartitionState(0, CONFIG)
+    assert type(state.tumbling) is CompiledFixedWindowState
+    assert type(state.hopping) is CompiledFixedWindowState
+    assert type(fixed_window_state(WindowKind.HOPPING, CONFIG)) is CompiledFixedWindowState
