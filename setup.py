@@ -15,6 +15,8 @@ else:
     extensions = cythonize(
         [Extension("app.records._speedups", ["app/records/_speedups.pyx"], optional=True),
          Extension("tables._fixedcore", ["tables/_fixedcore.pyx"], language="c++",
+                   optional=True),
+         Extension("tables._eventcore", ["tables/_eventcore.pyx"], language="c++",
                    optional=True)],
         compiler_directives={"language_level": "3"}, quiet=True)
 

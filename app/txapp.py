@@ -17,6 +17,7 @@ from app.kafka.recovery import BulkTableManager
 from app.kafka.security import KafkaConnection, kafka_connection
 from app.kafka.transport import BatchingConsumer, BatchingTransport
 from app.records.speedups import COMPILED
+from tables.compiled import COMPILED as WINDOWS_COMPILED
 from tables.dedupe import TXIDS
 
 from .exceptions import SettingsError, TxstreamError
@@ -112,6 +113,9 @@ class TxApp(faust.App):
                         else ", ".join(self.topic_names.outputs()))
         logger.info("record encoders and parser: %s", "compiled" if COMPILED else
                     "Python (app/records/_speedups.pyx was not built: no C compiler at install?)")
+        logger.info("window kinds: %s", "compiled" if WINDOWS_COMPILED else
+                    "Python (tables/_fixedcore.pyx and _eventcore.pyx were not built: no C++ "
+                    "compiler at install?)")
         await super().on_first_start()
 
     def own_topics(self) -> list[str]:

@@ -6,9 +6,9 @@ tables/fixed.py's ``FixedWindowState`` keeps a window as a Python list in a dict
 customer: about six objects spread over the heap per window, and the batch loop was
 bound by fetching them (a quarter of the worker's time). Here a customer's windows are
 one sorted C array of six 64-bit integers each, so an event's windows are next to each
-other in memory. ``tables/fixed_compiled.py`` wires these functions into a subclass of
+other in memory. ``tables/compiled.py`` wires these functions into a subclass of
 ``FixedWindowState``; the results, records and views are the same as the Python code's
-(tests/unit/tables/test_fixed_compiled.py applies both to the same events). The
+(tests/unit/tables/test_compiled_kinds.py applies both to the same events). The
 extension is optional, like app/records/_speedups: without a C++ compiler the Python
 code does the work.
 """

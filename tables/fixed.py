@@ -69,7 +69,7 @@ class CustomerWindows:
 
 
 #: A window in a close or expiry schedule: customer id, its entry, the customer's windows
-#: (the compiled subclass in tables/fixed_compiled.py schedules customer id and windows).
+#: (the compiled subclass in tables/compiled.py schedules customer id and windows).
 _Scheduled = tuple[Any, ...]
 _CUSTOMER = itemgetter(0)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .compiled import fixed_window_state, sliding_state
 from .dedupe import TXIDS, TxIdState
 from .fixed import FixedWindowState
-from .fixed_compiled import fixed_window_state
 from .kindstate import KindState, Records
 from .outputs import LateEvent, Outputs, TransactionLike
 from .sessions import SessionState
@@ -38,7 +38,7 @@ class PartitionState:
         wanted = set(kinds)
         self.tumbling: FixedWindowState = fixed_window_state(WindowKind.TUMBLING, config)
         self.hopping: FixedWindowState = fixed_window_state(WindowKind.HOPPING, config)
-        self.sliding = SlidingState(config)
+        self.sliding: SlidingState = sliding_state(config)
         self.sessions = SessionState(config)
         every: tuple[KindState[object], ...] = (  # type: ignore[assignment]
             self.tumbling, self.hopping, self.sliding, self.sessions)

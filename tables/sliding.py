@@ -154,10 +154,15 @@ class SlidingState(PerEventKindState[CustomerEvents]):
                 "e": list(zip(state.times, state.amounts, strict=True))}
 
     def _load(self, data: dict[str, Any]) -> CustomerEvents:
+        offset, events, finalized = self._read_record(data)
+        return CustomerEvents(offset, [(t, c) for t, c in events], finalized)
+
+    @staticmethod
+    def _read_record(data: dict[str, Any]) -> tuple[int, list[list[int]], int]:
+        """A customer record's applied offset, ``[time, cents]`` events and finalized time."""
         offset = require_int(data.get("o"), "the applied offset")
         finalized = require_int(data.get("f"), "the finalized time")
-        events = require_int_rows(data.get("e"), 2, "the events")
-        return CustomerEvents(offset, [(t, c) for t, c in events], finalized)
+        return offset, require_int_rows(data.get("e"), 2, "the events"), finalized
 
     def windows_of(self, customer_id: int) -> list[tuple[int, int, Aggregate]]:
         """``(start, end, aggregate)`` for each distinct event time still retained, oldest first."""

@@ -1,4 +1,4 @@
-"""The compiled tumbling and hopping windows give what the Python ones give, to the byte."""
+"""The compiled window kinds give what the Python ones give: outputs, records, views."""
 
 from __future__ import annotations
 
@@ -10,22 +10,28 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tables.compiled import (
+    COMPILED,
+    CompiledFixedWindowState,
+    CompiledSlidingState,
+    fixed_window_state,
+    sliding_state,
+)
 from tables.fixed import CLOSED, FixedWindowState
-from tables.fixed_compiled import COMPILED, CompiledFixedWindowState, fixed_window_state
-from tables.kindstate import META_KEY
+from tables.kindstate import META_KEY, KindState
 from tables.outputs import Outputs
 from tables.partition import PartitionState
+from tables.sliding import SlidingState
 from tables.validate import CorruptRecord
 from tables.windows import WindowConfig, WindowKind
 from tests.unit.tables.core_helpers import CONFIG, MIN, SEC, Tx, at
 
 pytestmark = pytest.mark.skipif(
-    not COMPILED, reason="tables/_fixedcore was not built (no C++ compiler at install)")
+    not COMPILED, reason="the compiled kinds were not built (no C++ compiler at install)")
 
-SETTINGS = settings(max_examples=150, deadline=None,
+SETTINGS = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 START = at("14:00")
-KINDS = (WindowKind.TUMBLING, WindowKind.HOPPING)
 #: Retention short enough that windows expire within an example.
 SHORT = WindowConfig(**{**{f: getattr(CONFIG, f) for f in CONFIG.__dataclass_fields__},
                         "retention_ms": 4 * MIN})
@@ -45,6 +51,33 @@ _CENTS = st.one_of(st.integers(1, 400_000), st.sampled_from([100_000, 250_000, 5
 _RECORD = st.one_of(st.none(), st.tuples(st.integers(1, 4), _TIMES, _CENTS))
 
 
+@st.composite
+def _stream(draw: st.DrawFn, min_size: int = 0) -> list[Any]:
+    """Records at random times, or a stream that moves forward on a 5-second grid (the
+    allowed lateness) give or take a millisecond: events then land exactly on and next to
+    the watermark, on each other's times and a little behind, as in a real stream."""
+    if draw(st.booleans()):
+        return draw(st.lists(_RECORD, min_size=min_size, max_size=60))
+    steps = draw(st.lists(st.tuples(st.integers(1, 2), st.integers(-4, 12),
+                                    st.sampled_from([0, 0, 0, 1, -1]), _CENTS, st.booleans()),
+                          min_size=min_size, max_size=60))
+    rows: list[Any] = []
+    now = START
+    for customer, step, jitter, cents, valid in steps:
+        now += 5 * SEC * step
+        rows.append((customer, now + jitter, cents) if valid or step % 3 else None)
+    return rows
+
+
+def _pairs(config: WindowConfig) -> list[tuple[Any, Any]]:
+    """Each kind as (Python state, compiled state), both empty."""
+    return [(FixedWindowState(WindowKind.TUMBLING, config),
+             CompiledFixedWindowState(WindowKind.TUMBLING, config)),
+            (FixedWindowState(WindowKind.HOPPING, config),
+             CompiledFixedWindowState(WindowKind.HOPPING, config)),
+            (SlidingState(config), CompiledSlidingState(config))]
+
+
 def _batches(rows: list[Any], cuts: list[int]) -> list[list[tuple[int, Tx | None]]]:
     """Offset-numbered records cut into batches at ``cuts``."""
     records = [(offset, None if row is None else Tx(f"tx-{offset}", row[0], row[2], row[1]))
@@ -62,10 +95,11 @@ def _record(value: bytes) -> Any:
     return data
 
 
-def _view(state: FixedWindowState) -> dict[str, Any]:
+def _view(state: Any) -> dict[str, Any]:
     """Everything a user or a restart can see of a state."""
     return {
-        "windows": {c: [(s, e, w.to_list(), w.closed, w.alerted)
+        "windows": {c: [(s, e, w.to_list(), getattr(w, "closed", None),
+                         getattr(w, "alerted", None))
                         for s, e, w in state.windows_of(c)] for c in range(1, 5)},
         "watermark": state.watermark.to_list(),
         "offset": state.offset,
@@ -73,7 +107,7 @@ def _view(state: FixedWindowState) -> dict[str, Any]:
     }
 
 
-def _step(state: FixedWindowState, batch: list[tuple[int, Tx | None]],
+def _step(state: KindState[Any], batch: list[tuple[int, Tx | None]],
           wall: int | None) -> tuple[Any, ...]:
     out = Outputs()
     marks = {offset: 0 for offset, _ in batch[::3]}
@@ -85,13 +119,11 @@ def _step(state: FixedWindowState, batch: list[tuple[int, Tx | None]],
 
 
 @SETTINGS
-@given(rows=st.lists(_RECORD, max_size=60), cuts=st.lists(st.integers(0, 60), max_size=5),
+@given(rows=_stream(), cuts=st.lists(st.integers(0, 60), max_size=5),
        idle=st.lists(st.booleans(), max_size=6), short=st.booleans())
 def test_compiled_equals_python(rows: list[Any], cuts: list[int], idle: list[bool],
                                 short: bool) -> None:
-    config = SHORT if short else CONFIG
-    for kind in KINDS:
-        python, compiled = FixedWindowState(kind, config), CompiledFixedWindowState(kind, config)
+    for python, compiled in _pairs(SHORT if short else CONFIG):
         for i, batch in enumerate(_batches(rows, cuts)):
             # Sometimes the wall clock runs far ahead: idle partitions close windows.
             wall = 10**13 + i * 10 * MIN if i < len(idle) and idle[i] else None
@@ -102,28 +134,48 @@ def test_compiled_equals_python(rows: list[Any], cuts: list[int], idle: list[boo
 
 
 @SETTINGS
-@given(rows=st.lists(_RECORD, min_size=1, max_size=60),
+@given(rows=_stream(min_size=1),
        cuts=st.lists(st.integers(0, 60), min_size=1, max_size=4), data=st.data())
 def test_compiled_resumes_from_records_as_python_does(rows: list[Any], cuts: list[int],
                                                       data: st.DataObject) -> None:
     """Records one class wrote load into either, and both go on alike."""
     batches = _batches(rows, cuts)
     flushed = data.draw(st.integers(0, len(batches)), label="batches before the restart")
-    for kind in KINDS:
-        writer = FixedWindowState(kind, CONFIG)
+    for writer, _ in _pairs(CONFIG):
         records: dict[bytes, bytes] = {}
         for batch in batches[:flushed]:
             _step(writer, batch, None)
             writer.dirty.update(writer.customers)
             writer._meta_dirty = True
             records.update(writer.dump_dirty())
-        python, compiled = FixedWindowState(kind, CONFIG), CompiledFixedWindowState(kind, CONFIG)
+        python, compiled = next((p, c) for p, c in _pairs(CONFIG) if type(p) is type(writer)
+                                and p.kind == writer.kind)
         for state in (python, compiled):
             for key, value in records.items():
                 state.load(key, value)
             state.finish_load()
         assert _view(compiled) == _view(python)
         for batch in batches[flushed:]:
+            assert _step(compiled, batch, None) == _step(python, batch, None)
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 100])
+@pytest.mark.parametrize("short", [False, True])
+def test_compiled_equals_python_on_a_dense_stream(batch_size: int, short: bool) -> None:
+    """Two customers every 5 s for 40 minutes, one on the second and one a millisecond
+    after it, a few late: the watermark lands on and next to every window end and every
+    retention horizon, and events are exactly a window's length apart."""
+    rows: list[Any] = []
+    for k in range(480):
+        rows.append((1, START + 5 * SEC * k, 1_000 + k))
+        rows.append((2, START + 5 * SEC * k + 1, 90_000 + k))
+        if k % 37 == 0:
+            rows.append((1 + k % 2, START + 5 * SEC * (k - 3), 7))  # late for some kinds
+    records = [(offset, Tx(f"tx-{offset}", row[0], row[2], row[1]))
+               for offset, row in enumerate(rows)]
+    for python, compiled in _pairs(SHORT if short else CONFIG):
+        for first in range(0, len(records), batch_size):
+            batch = records[first:first + batch_size]
             assert _step(compiled, batch, None) == _step(python, batch, None)
 
 
@@ -144,13 +196,18 @@ def test_a_record_of_the_older_layout_loads_the_same() -> None:
     assert views[0] == views[1]
 
 
-@pytest.mark.parametrize("record", [
-    {"o": 2**63, "w": []},
-    {"o": 1, "w": [[at("14:00"), 1, 2**63, 1, 1, 0]]},
-    {"o": 1, "w": [[at("14:00"), 1, 1, 1, 1, 0]], "c": 2**64 - 1},
+@pytest.mark.parametrize(("kind", "record"), [
+    ("tumbling", {"o": 2**63, "w": []}),
+    ("tumbling", {"o": 1, "w": [[at("14:00"), 1, 2**63, 1, 1, 0]]}),
+    ("tumbling", {"o": 1, "w": [[at("14:00"), 1, 1, 1, 1, 0]], "c": 2**64 - 1}),
+    ("sliding", {"o": 2**63, "f": 0, "e": []}),
+    ("sliding", {"o": 1, "f": 2**63, "e": []}),
+    ("sliding", {"o": 1, "f": 0, "e": [[at("14:00"), 2**64 - 1]]}),
 ])
-def test_a_record_beyond_64_bits_is_corrupt_not_a_crash(record: dict[str, Any]) -> None:
-    state = CompiledFixedWindowState(WindowKind.TUMBLING, CONFIG)
+def test_a_record_beyond_64_bits_is_corrupt_not_a_crash(kind: str,
+                                                        record: dict[str, Any]) -> None:
+    state: KindState[Any] = (CompiledSlidingState(CONFIG) if kind == "sliding" else
+                             CompiledFixedWindowState(WindowKind.TUMBLING, CONFIG))
     with pytest.raises(CorruptRecord, match="out of range"):
         state.load(b"1", orjson.dumps(record))
     assert state.customers == {}
@@ -160,4 +217,6 @@ def test_the_pipeline_uses_the_compiled_windows() -> None:
     state = PartitionState(0, CONFIG)
     assert type(state.tumbling) is CompiledFixedWindowState
     assert type(state.hopping) is CompiledFixedWindowState
+    assert type(state.sliding) is CompiledSlidingState
     assert type(fixed_window_state(WindowKind.HOPPING, CONFIG)) is CompiledFixedWindowState
+    assert type(sliding_state(CONFIG)) is CompiledSlidingState

@@ -1,0 +1,267 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# distutils: language = c++
+"""Compiled sliding windows: each customer's events in C arrays, schedules in C++ heaps.
+
+tables/sliding.py's ``SlidingState`` keeps a customer's events as two Python lists and its
+close and expiry schedules as heaps of ``due << 64 | customer`` Python ints: an event cost
+two heap pushes of big ints, and closing walked Python lists. Here the same state is two
+C arrays per customer and two C++ heaps of (due, customer) pairs, popped in the same
+order. ``tables/compiled.py`` wires these functions into a subclass of ``SlidingState``
+with the same results, records and views (tests/unit/tables/test_compiled_kinds.py applies
+both to the same events). Optional, like tables/_fixedcore.
+"""
+
+from libc.stdint cimport int64_t
+from libcpp.pair cimport pair
+from libcpp.queue cimport priority_queue
+from libcpp.vector cimport vector
+
+from tables.outputs import SlidingRun
+from tables.validate import CorruptRecord
+
+cdef object INT64_MAX = 2 ** 63 - 1
+cdef object INT64_MIN = -(2 ** 63)
+
+
+cdef class TimeHeap:
+    """Customer ids due at event times, popped by (due, customer), as ``TimeQueue`` does."""
+
+    # priority_queue is a max-heap: entries are (-due, -customer).
+    cdef priority_queue[pair[int64_t, int64_t]] heap
+
+    def push(self, int64_t due, int64_t item):
+        """Schedule customer ``item`` at ``due``."""
+        self.heap.push(pair[int64_t, int64_t](-due, -item))
+
+    def pop_due(self, int64_t limit):
+        """Remove and return ``(due, item)`` for every item with ``due <= limit``, oldest first."""
+        popped = []
+        while not self.heap.empty() and -self.heap.top().first <= limit:
+            popped.append((-self.heap.top().first, -self.heap.top().second))
+            self.heap.pop()
+        return popped
+
+    def clear(self):
+        """Forget everything."""
+        self.heap = priority_queue[pair[int64_t, int64_t]]()
+
+    def __len__(self):
+        return self.heap.size()
+
+
+cdef inline Py_ssize_t _bisect_right(vector[int64_t]& values, int64_t x, Py_ssize_t lo,
+                                     Py_ssize_t hi) noexcept:
+    cdef Py_ssize_t mid
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if x < values[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+cdef class EventList:
+    """One customer's retained events sorted by time, and how far final results are done.
+
+    What ``CustomerEvents`` is to the Python code (``times``, ``amounts`` and ``events``
+    are copies).
+    """
+
+    cdef public int64_t offset
+    #: Every window ending at or before this event time has had its final result.
+    cdef public int64_t finalized
+    cdef vector[int64_t] _times
+    cdef vector[int64_t] _amounts
+
+    def __init__(self, int64_t offset=-1, int64_t finalized=-(2 ** 62)):
+        self.offset = offset
+        self.finalized = finalized
+
+    @property
+    def times(self):
+        return list(self._times)
+
+    @property
+    def amounts(self):
+        return list(self._amounts)
+
+    @property
+    def events(self):
+        """``(event_time, cents)`` of each retained event, oldest first."""
+        return [(self._times[i], self._amounts[i]) for i in range(self._times.size())]
+
+    def set_events(self, list events):
+        """Take ``events`` (checked ``[time, cents]`` pairs, oldest first); CorruptRecord
+        if a value is out of the 64-bit range."""
+        self._times.clear()
+        self._amounts.clear()
+        for t, cents in events:
+            if not (INT64_MIN <= t <= INT64_MAX and INT64_MIN <= cents <= INT64_MAX):
+                raise CorruptRecord("an event holds an integer out of range")
+            self._times.push_back(t)
+            self._amounts.push_back(cents)
+
+    def aggregate(self, int64_t after, int64_t until):
+        """``(count, total, min, max)`` of the events in ``(after, until]`` (zeros if none)."""
+        cdef Py_ssize_t n = self._times.size()
+        cdef Py_ssize_t first = _bisect_right(self._times, after, 0, n)
+        cdef Py_ssize_t last = _bisect_right(self._times, until, 0, n)
+        cdef int64_t total = 0, lo = 0, hi = 0, cents
+        cdef Py_ssize_t i
+        if last <= first:
+            return 0, 0, 0, 0
+        lo = hi = self._amounts[first]
+        for i in range(first, last):
+            cents = self._amounts[i]
+            total += cents
+            if cents < lo:
+                lo = cents
+            if cents > hi:
+                hi = cents
+        return last - first, total, lo, hi
+
+
+def sliding_apply_batch(state, records, out, dict marks):
+    """``PerEventKindState.apply_batch`` with ``SlidingState._apply`` (same rules)."""
+    cdef dict customers = state.customers
+    cdef object dirty_add = state.dirty.add
+    cdef object watermark = state.watermark
+    cdef int64_t lateness = watermark.lateness_ms
+    cdef int64_t max_event = watermark.max_event_ms
+    cdef int64_t value = watermark.value
+    cdef TimeHeap due = <TimeHeap?>state._due
+    cdef TimeHeap expiry = <TimeHeap?>state._expiry
+    cdef int64_t kept = state._kept_ms
+    cdef int64_t applied = state.offset
+    cdef int64_t late_count = 0
+    cdef list late_offsets = []
+    cdef int64_t offset, t, cents, customer_id
+    cdef Py_ssize_t position, n
+    cdef EventList events
+    cdef bint late, is_new_end, has_marks = bool(marks)
+    for offset, tx in records:
+        if tx is None:
+            continue
+        if offset <= applied:
+            if has_marks and offset in marks:
+                marks[offset] = value
+            continue
+        customer = tx.customer_id
+        found = customers.get(customer)
+        if found is not None and offset <= (<EventList>found).offset:
+            applied = offset  # rare: the store was ahead of the changelog
+            watermark.max_event_ms, watermark.value = max_event, value
+            state._rewrite_seen(customer, tx)
+            max_event, value = watermark.max_event_ms, watermark.value
+            if has_marks and offset in marks:
+                marks[offset] = value
+            continue
+        applied = offset
+        if found is None:
+            events = EventList()
+            customers[customer] = events
+        else:
+            events = <EventList>found
+        dirty_add(customer)
+        events.offset = offset
+        t = tx.event_time_ms
+        late = t < value
+        if not late:
+            cents = tx.amount_cents
+            n = events._times.size()
+            if n == 0 or t > events._times[n - 1]:
+                # In order, the common case: a new last end.
+                events._times.push_back(t)
+                events._amounts.push_back(cents)
+                is_new_end = True
+            else:
+                position = _bisect_right(events._times, t, 0, n)
+                is_new_end = position == 0 or events._times[position - 1] != t
+                events._times.insert(events._times.begin() + position, t)
+                events._amounts.insert(events._amounts.begin() + position, cents)
+            if is_new_end:
+                customer_id = customer
+                due.heap.push(pair[int64_t, int64_t](-(t + 1), -customer_id))
+                expiry.heap.push(pair[int64_t, int64_t](-(t + kept), -customer_id))
+        if t > max_event:
+            max_event = t
+            if t - lateness > value:
+                value = t - lateness
+        if late:
+            late_count += 1
+            late_offsets.append(offset)
+            if marks is not None:
+                marks[offset] = value
+        elif has_marks and offset in marks:
+            marks[offset] = value
+    if applied != state.offset:
+        state.offset = applied
+        state._meta_dirty = True
+    watermark.max_event_ms, watermark.value = max_event, value
+    state.late += late_count
+    return late_offsets
+
+
+def sliding_close(state, int64_t watermark, out):
+    """``SlidingState._close``: a result per distinct event time the watermark has passed,
+    then the events past the retention leave."""
+    cdef dict customers = state.customers
+    cdef int64_t size = state.size
+    cdef int64_t horizon = watermark - size - state.config.retention_ms
+    cdef TimeHeap due = <TimeHeap?>state._due
+    cdef TimeHeap expiry = <TimeHeap?>state._expiry
+    cdef object dirty_add = state.dirty.add
+    cdef list rows = []
+    cdef EventList events
+    cdef int64_t customer_id, end, finalized, total, lo, hi, cents
+    cdef Py_ssize_t i, j, k, n, first, keep
+    while not due.heap.empty() and -due.heap.top().first <= watermark:
+        customer_id = -due.heap.top().second
+        due.heap.pop()
+        found = customers.get(customer_id)
+        if found is None:
+            continue
+        events = <EventList>found
+        # Walk the events after the last final result, one window per distinct time
+        # before the watermark; a customer is often due again for an end it has done.
+        n = events._times.size()
+        i = _bisect_right(events._times, events.finalized, 0, n)
+        finalized = events.finalized
+        while i < n:
+            end = events._times[i]
+            if end >= watermark:
+                break
+            j = i + 1
+            while j < n and events._times[j] == end:
+                j += 1
+            first = _bisect_right(events._times, end - size, 0, i)
+            lo = hi = events._amounts[first]
+            total = 0
+            for k in range(first, j):
+                cents = events._amounts[k]
+                total += cents
+                if cents < lo:
+                    lo = cents
+                if cents > hi:
+                    hi = cents
+            rows.append((customer_id, end, j - first, total, lo, hi))
+            finalized = end
+            i = j
+        if finalized != events.finalized:
+            events.finalized = finalized
+            dirty_add(customer_id)
+    if rows:
+        out.runs.append(SlidingRun(state.kind, size, rows))
+    while not expiry.heap.empty() and -expiry.heap.top().first <= watermark:
+        customer_id = -expiry.heap.top().second
+        expiry.heap.pop()
+        found = customers.get(customer_id)
+        if found is None:
+            continue
+        events = <EventList>found
+        keep = _bisect_right(events._times, horizon, 0, events._times.size())
+        if keep:
+            events._times.erase(events._times.begin(), events._times.begin() + keep)
+            events._amounts.erase(events._amounts.begin(), events._amounts.begin() + keep)
+            dirty_add(customer_id)
