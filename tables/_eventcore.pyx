@@ -1,14 +1,16 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 # distutils: language = c++
-"""Compiled sliding windows: each customer's events in C arrays, schedules in C++ heaps.
+"""Compiled sliding windows and sessions: each customer's state in C arrays, schedules
+in C++ heaps.
 
-tables/sliding.py's ``SlidingState`` keeps a customer's events as two Python lists and its
-close and expiry schedules as heaps of ``due << 64 | customer`` Python ints: an event cost
-two heap pushes of big ints, and closing walked Python lists. Here the same state is two
-C arrays per customer and two C++ heaps of (due, customer) pairs, popped in the same
-order. ``tables/compiled.py`` wires these functions into a subclass of ``SlidingState``
-with the same results, records and views (tests/unit/tables/test_compiled_kinds.py applies
-both to the same events). Optional, like tables/_fixedcore.
+tables/sliding.py and tables/sessions.py keep a customer's events or sessions as Python
+lists and their close and expiry schedules as heaps of ``due << 64 | customer`` Python
+ints: an event cost heap pushes of big ints, and closing walked Python lists. Here the
+same state is C arrays per customer and C++ heaps of (due, customer) pairs, popped in
+the same order. ``tables/compiled.py`` wires these functions into subclasses of
+``SlidingState`` and ``SessionState`` with the same results, records and views
+(tests/unit/tables/test_compiled_kinds.py applies both to the same events). Optional,
+like tables/_fixedcore.
 """
 
 from libc.stdint cimport int64_t
@@ -16,7 +18,7 @@ from libcpp.pair cimport pair
 from libcpp.queue cimport priority_queue
 from libcpp.vector cimport vector
 
-from tables.outputs import SlidingRun
+from tables.outputs import SessionResult, SlidingRun
 from tables.validate import CorruptRecord
 
 cdef object INT64_MAX = 2 ** 63 - 1
@@ -264,4 +266,223 @@ def sliding_close(state, int64_t watermark, out):
         if keep:
             events._times.erase(events._times.begin(), events._times.begin() + keep)
             events._amounts.erase(events._amounts.begin(), events._amounts.begin() + keep)
+            dirty_add(customer_id)
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+cdef struct Session:
+    int64_t start
+    int64_t last
+    int64_t count
+    int64_t total
+    int64_t lo
+    int64_t hi
+    int64_t closed
+
+
+cdef class SessionList:
+    """One customer's sessions sorted by start, and the highest offset applied to them.
+
+    What ``CustomerSessions`` is to the Python code (``sessions`` is a copy).
+    """
+
+    cdef public int64_t offset
+    cdef vector[Session] _sessions
+
+    def __init__(self, int64_t offset=-1):
+        self.offset = offset
+
+    @property
+    def sessions(self):
+        """``[start, last, count, total, min, max, closed]`` of each session, by start."""
+        cdef Session x
+        return [[x.start, x.last, x.count, x.total, x.lo, x.hi, x.closed]
+                for x in self._sessions]
+
+    def set_sessions(self, list entries):
+        """Take ``entries`` (checked 7-integer lists, by start); CorruptRecord if a value is
+        out of the 64-bit range."""
+        cdef Session x
+        self._sessions.clear()
+        for entry in entries:
+            for value in entry:
+                if not INT64_MIN <= value <= INT64_MAX:
+                    raise CorruptRecord("a session holds an integer out of range")
+            x.start, x.last, x.count, x.total, x.lo, x.hi, x.closed = entry
+            self._sessions.push_back(x)
+
+
+def session_apply_batch(state, records, out, dict marks):
+    """``PerEventKindState.apply_batch`` with ``SessionState._apply`` (same rules)."""
+    cdef dict customers = state.customers
+    cdef object dirty_add = state.dirty.add
+    cdef object watermark = state.watermark
+    cdef int64_t lateness = watermark.lateness_ms
+    cdef int64_t max_event = watermark.max_event_ms
+    cdef int64_t value = watermark.value
+    cdef TimeHeap due = <TimeHeap?>state._due
+    cdef int64_t gap = state.gap
+    cdef int64_t applied = state.offset
+    cdef int64_t late_count = 0
+    cdef list late_offsets = []
+    cdef int64_t offset, t, cents, customer_id
+    cdef Py_ssize_t lo, hi, i
+    cdef SessionList sessions
+    cdef Session fresh
+    cdef Session* merged
+    cdef Session* other
+    cdef bint late, has_marks = bool(marks)
+    for offset, tx in records:
+        if tx is None:
+            continue
+        if offset <= applied:
+            if has_marks and offset in marks:
+                marks[offset] = value
+            continue
+        customer = tx.customer_id
+        found = customers.get(customer)
+        if found is not None and offset <= (<SessionList>found).offset:
+            applied = offset  # rare: the store was ahead of the changelog
+            watermark.max_event_ms, watermark.value = max_event, value
+            state._rewrite_seen(customer, tx)
+            max_event, value = watermark.max_event_ms, watermark.value
+            if has_marks and offset in marks:
+                marks[offset] = value
+            continue
+        applied = offset
+        if found is None:
+            sessions = SessionList()
+            customers[customer] = sessions
+        else:
+            sessions = <SessionList>found
+        dirty_add(customer)
+        sessions.offset = offset
+        t = tx.event_time_ms
+        late = t + gap <= value
+        if not late:
+            # Sessions are sorted by start and their spans never overlap, so the ones this
+            # event's span [t, t + gap) touches are next to each other, near the end.
+            hi = sessions._sessions.size()
+            while hi and sessions._sessions[hi - 1].start >= t + gap:
+                hi -= 1
+            lo = hi
+            while lo and sessions._sessions[lo - 1].last + gap > t:
+                lo -= 1
+            # Closed is decided by the watermark now; a closed session is final.
+            for i in range(lo, hi):
+                if sessions._sessions[i].closed or sessions._sessions[i].last + gap <= value:
+                    late = True
+                    break
+        if not late:
+            cents = tx.amount_cents
+            if lo == hi:
+                fresh.start = fresh.last = t
+                fresh.count = 1
+                fresh.total = fresh.lo = fresh.hi = cents
+                fresh.closed = 0
+                sessions._sessions.insert(sessions._sessions.begin() + lo, fresh)
+            else:
+                merged = &sessions._sessions[lo]
+                for i in range(lo + 1, hi):
+                    other = &sessions._sessions[i]
+                    if other.last > merged.last:
+                        merged.last = other.last
+                    merged.count += other.count
+                    merged.total += other.total
+                    if other.lo < merged.lo:
+                        merged.lo = other.lo
+                    if other.hi > merged.hi:
+                        merged.hi = other.hi
+                if hi - lo > 1:
+                    sessions._sessions.erase(sessions._sessions.begin() + lo + 1,
+                                             sessions._sessions.begin() + hi)
+                    merged = &sessions._sessions[lo]
+                if t < merged.start:
+                    merged.start = t
+                if t > merged.last:
+                    merged.last = t
+                merged.count += 1
+                merged.total += cents
+                if cents < merged.lo:
+                    merged.lo = cents
+                if cents > merged.hi:
+                    merged.hi = cents
+            customer_id = customer
+            due.heap.push(pair[int64_t, int64_t](-(sessions._sessions[lo].last + gap),
+                                                 -customer_id))
+        if t > max_event:
+            max_event = t
+            if t - lateness > value:
+                value = t - lateness
+        if late:
+            late_count += 1
+            late_offsets.append(offset)
+            if marks is not None:
+                marks[offset] = value
+        elif has_marks and offset in marks:
+            marks[offset] = value
+    if applied != state.offset:
+        state.offset = applied
+        state._meta_dirty = True
+    watermark.max_event_ms, watermark.value = max_event, value
+    state.late += late_count
+    return late_offsets
+
+
+def session_close(state, int64_t watermark, out):
+    """``SessionState._close``: sessions whose gap the watermark has passed close with a
+    result; closed ones past the retention leave."""
+    cdef dict customers = state.customers
+    cdef int64_t gap = state.gap
+    cdef int64_t retention = state.config.retention_ms
+    cdef TimeHeap due = <TimeHeap?>state._due
+    cdef TimeHeap expiry = <TimeHeap?>state._expiry
+    cdef object dirty_add = state.dirty.add
+    cdef list results = out.sessions
+    cdef SessionList sessions
+    cdef Session* session
+    cdef int64_t customer_id
+    cdef Py_ssize_t first, n, expired
+    while not due.heap.empty() and -due.heap.top().first <= watermark:
+        customer_id = -due.heap.top().second
+        due.heap.pop()
+        found = customers.get(customer_id)
+        if found is None:
+            continue
+        sessions = <SessionList>found
+        # Spans never overlap, so sessions sorted by start are sorted by last event too:
+        # the closed ones are a prefix, and the ones to close now end it.
+        n = sessions._sessions.size()
+        first = n
+        while first and not sessions._sessions[first - 1].closed:
+            first -= 1
+        while first < n:
+            session = &sessions._sessions[first]
+            if session.last + gap > watermark:
+                break
+            session.closed = 1
+            dirty_add(customer_id)
+            results.append(SessionResult(customer_id, session.start, session.last,
+                                         session.count, session.total, session.lo,
+                                         session.hi))
+            expiry.heap.push(pair[int64_t, int64_t](-(session.last + gap + retention),
+                                                    -customer_id))
+            first += 1
+    while not expiry.heap.empty() and -expiry.heap.top().first <= watermark:
+        customer_id = -expiry.heap.top().second
+        expiry.heap.pop()
+        found = customers.get(customer_id)
+        if found is None:
+            continue
+        sessions = <SessionList>found
+        # Expired sessions are a prefix of the closed ones (see above).
+        n = sessions._sessions.size()
+        expired = 0
+        while (expired < n and sessions._sessions[expired].closed
+               and sessions._sessions[expired].last + gap + retention <= watermark):
+            expired += 1
+        if expired:
+            sessions._sessions.erase(sessions._sessions.begin(),
+                                     sessions._sessions.begin() + expired)
             dirty_add(customer_id)

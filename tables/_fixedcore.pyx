@@ -58,14 +58,17 @@ cdef class WindowList:
         return end <= watermark or end <= self.closed_before
 
     cdef Py_ssize_t find(self, int64_t start) noexcept:
-        """Index of the window starting at ``start``, or -1."""
-        cdef Py_ssize_t i = self.wins.size()
-        while i > 0:
-            i -= 1
-            if self.wins[i].start == start:
-                return i
-            if self.wins[i].start < start:
-                return -1
+        """Index of the window starting at ``start``, or -1 (a binary search: closing and
+        expiry look for the oldest windows, at the front)."""
+        cdef Py_ssize_t lo = 0, hi = self.wins.size(), mid
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.wins[mid].start < start:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < <Py_ssize_t>self.wins.size() and self.wins[lo].start == start:
+            return lo
         return -1
 
     def entries(self):

@@ -17,6 +17,7 @@ from .aggregate import Aggregate
 from .fixed import FixedWindowState
 from .kindstate import Records
 from .outputs import Outputs
+from .sessions import SessionState
 from .sliding import SlidingState
 from .validate import CorruptRecord
 from .windows import WindowConfig, WindowKind
@@ -26,8 +27,8 @@ try:
 except ImportError:  # installed without a C++ compiler: the Python classes do the work
     _fixedcore = _eventcore = None  # type: ignore[assignment]
 
-__all__ = ["COMPILED", "CompiledFixedWindowState", "CompiledSlidingState",
-           "fixed_window_state", "sliding_state"]
+__all__ = ["COMPILED", "CompiledFixedWindowState", "CompiledSessionState",
+           "CompiledSlidingState", "fixed_window_state", "session_state", "sliding_state"]
 
 #: Whether the compiled window kinds are in use.
 COMPILED = _fixedcore is not None
@@ -112,6 +113,39 @@ class CompiledSlidingState(SlidingState):
         return state
 
 
+class CompiledSessionState(SessionState):
+    """:class:`SessionState` whose customers are ``_eventcore.SessionList`` objects and
+    whose schedules are ``_eventcore.TimeHeap`` objects (the same order as ``TimeQueue``)."""
+
+    def __init__(self, config: WindowConfig) -> None:
+        super().__init__(config)
+        self._due = _eventcore.TimeHeap()  # type: ignore[assignment]
+        self._expiry = _eventcore.TimeHeap()  # type: ignore[assignment]
+
+    def _new_customer(self) -> Any:
+        return _eventcore.SessionList()
+
+    def apply_batch(self, records: Records, out: Outputs,
+                    marks: dict[int, int] | None = None) -> list[int]:
+        """:meth:`PerEventKindState.apply_batch` with :meth:`SessionState._apply`, compiled."""
+        return _eventcore.session_apply_batch(self, records, out, marks)
+
+    def _close(self, watermark: int, out: Outputs) -> None:
+        _eventcore.session_close(self, watermark, out)
+
+    def _dump(self, state: Any) -> Any:
+        return {"o": state.offset, "s": state.sessions}
+
+    def _load(self, data: dict[str, Any]) -> Any:
+        offset, entries = self._read_record(data)
+        try:
+            state = _eventcore.SessionList(offset)
+        except OverflowError:
+            raise CorruptRecord("the offset is out of range") from None
+        state.set_sessions(entries)
+        return state
+
+
 def fixed_window_state(kind: WindowKind, config: WindowConfig) -> FixedWindowState:
     """The compiled fixed windows of ``kind`` where built, else the Python ones."""
     if _fixedcore is None:
@@ -124,3 +158,10 @@ def sliding_state(config: WindowConfig) -> SlidingState:
     if _eventcore is None:
         return SlidingState(config)
     return CompiledSlidingState(config)
+
+
+def session_state(config: WindowConfig) -> SessionState:
+    """The compiled sessions where built, else the Python ones."""
+    if _eventcore is None:
+        return SessionState(config)
+    return CompiledSessionState(config)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .compiled import fixed_window_state, sliding_state
+from .compiled import fixed_window_state, session_state, sliding_state
 from .dedupe import TXIDS, TxIdState
 from .fixed import FixedWindowState
 from .kindstate import KindState, Records
@@ -39,7 +39,7 @@ class PartitionState:
         self.tumbling: FixedWindowState = fixed_window_state(WindowKind.TUMBLING, config)
         self.hopping: FixedWindowState = fixed_window_state(WindowKind.HOPPING, config)
         self.sliding: SlidingState = sliding_state(config)
-        self.sessions = SessionState(config)
+        self.sessions: SessionState = session_state(config)
         every: tuple[KindState[object], ...] = (  # type: ignore[assignment]
             self.tumbling, self.hopping, self.sliding, self.sessions)
         self.kinds: dict[str, KindState[object]] = {

@@ -182,8 +182,13 @@ class SessionState(PerEventKindState[CustomerSessions]):
         return {"o": state.offset, "s": state.sessions}
 
     def _load(self, data: dict[str, Any]) -> CustomerSessions:
+        return CustomerSessions(*self._read_record(data))
+
+    @staticmethod
+    def _read_record(data: dict[str, Any]) -> tuple[int, list[SessionEntry]]:
+        """A customer record's applied offset and session entries."""
         offset = require_int(data.get("o"), "the applied offset")
-        return CustomerSessions(offset, require_int_rows(data.get("s"), 7, "the sessions"))
+        return offset, require_int_rows(data.get("s"), 7, "the sessions")
 
     def sessions_of(self, customer_id: int) -> list[Session]:
         """A customer's open and recently closed sessions, sorted by start."""

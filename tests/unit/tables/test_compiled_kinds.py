@@ -13,14 +13,17 @@ from hypothesis import strategies as st
 from tables.compiled import (
     COMPILED,
     CompiledFixedWindowState,
+    CompiledSessionState,
     CompiledSlidingState,
     fixed_window_state,
+    session_state,
     sliding_state,
 )
 from tables.fixed import CLOSED, FixedWindowState
 from tables.kindstate import META_KEY, KindState
 from tables.outputs import Outputs
 from tables.partition import PartitionState
+from tables.sessions import SessionState
 from tables.sliding import SlidingState
 from tables.validate import CorruptRecord
 from tables.windows import WindowConfig, WindowKind
@@ -75,7 +78,8 @@ def _pairs(config: WindowConfig) -> list[tuple[Any, Any]]:
              CompiledFixedWindowState(WindowKind.TUMBLING, config)),
             (FixedWindowState(WindowKind.HOPPING, config),
              CompiledFixedWindowState(WindowKind.HOPPING, config)),
-            (SlidingState(config), CompiledSlidingState(config))]
+            (SlidingState(config), CompiledSlidingState(config)),
+            (SessionState(config), CompiledSessionState(config))]
 
 
 def _batches(rows: list[Any], cuts: list[int]) -> list[list[tuple[int, Tx | None]]]:
@@ -95,12 +99,17 @@ def _record(value: bytes) -> Any:
     return data
 
 
+def _windows(state: Any, customer: int) -> list[Any]:
+    if isinstance(state, SessionState):
+        return [(s.start, s.last, s.to_list(), s.closed) for s in state.sessions_of(customer)]
+    return [(s, e, w.to_list(), getattr(w, "closed", None), getattr(w, "alerted", None))
+            for s, e, w in state.windows_of(customer)]
+
+
 def _view(state: Any) -> dict[str, Any]:
     """Everything a user or a restart can see of a state."""
     return {
-        "windows": {c: [(s, e, w.to_list(), getattr(w, "closed", None),
-                         getattr(w, "alerted", None))
-                        for s, e, w in state.windows_of(c)] for c in range(1, 5)},
+        "windows": {c: _windows(state, c) for c in range(1, 5)},
         "watermark": state.watermark.to_list(),
         "offset": state.offset,
         "late": state.late,
@@ -108,14 +117,14 @@ def _view(state: Any) -> dict[str, Any]:
 
 
 def _step(state: KindState[Any], batch: list[tuple[int, Tx | None]],
-          wall: int | None) -> tuple[Any, ...]:
+          wall: int | None, view: bool = True) -> tuple[Any, ...]:
     out = Outputs()
     marks = {offset: 0 for offset, _ in batch[::3]}
     late = state.apply_batch(batch, out, marks)
     state.advance(wall, out)
     dumped = [(key, _record(value)) for key, value in state.dump_dirty()]
-    return (late, marks, out.alerts, out.window_results(), sorted(dumped, key=repr),
-            _view(state))
+    return (late, marks, out.alerts, out.window_results(), out.sessions,
+            sorted(dumped, key=repr), _view(state) if view else None)
 
 
 @SETTINGS
@@ -162,21 +171,28 @@ def test_compiled_resumes_from_records_as_python_does(rows: list[Any], cuts: lis
 @pytest.mark.parametrize("batch_size", [1, 7, 100])
 @pytest.mark.parametrize("short", [False, True])
 def test_compiled_equals_python_on_a_dense_stream(batch_size: int, short: bool) -> None:
-    """Two customers every 5 s for 40 minutes, one on the second and one a millisecond
-    after it, a few late: the watermark lands on and next to every window end and every
-    retention horizon, and events are exactly a window's length apart."""
+    """Customers every 5 s for 75 minutes, on the second and a millisecond after it, one
+    pausing for exactly a session gap, a few late: the watermark lands on and next to every
+    window end, session end and retention horizon, and events are exactly a window's
+    length or a session gap apart."""
     rows: list[Any] = []
-    for k in range(480):
-        rows.append((1, START + 5 * SEC * k, 1_000 + k))
-        rows.append((2, START + 5 * SEC * k + 1, 90_000 + k))
+    for k in range(900):
+        now = START + 5 * SEC * k
+        if k % 300 < 120 or k % 300 == 299:  # 10 minutes on, then 15 minutes (the gap) off
+            rows.append((1, now, 1_000 + k))
+        rows.append((2, now + 1, 90_000 + k))
+        rows.append((3, now, 5_000 + k))
         if k % 37 == 0:
-            rows.append((1 + k % 2, START + 5 * SEC * (k - 3), 7))  # late for some kinds
+            rows.append((2, now - 15 * SEC, 7))  # late for some kinds
+        if k % 41 == 0:
+            rows.append((4, now + 1 - 5 * SEC - 15 * MIN, 9))  # its span ends at the watermark
     records = [(offset, Tx(f"tx-{offset}", row[0], row[2], row[1]))
                for offset, row in enumerate(rows)]
     for python, compiled in _pairs(SHORT if short else CONFIG):
-        for first in range(0, len(records), batch_size):
+        for n, first in enumerate(range(0, len(records), batch_size)):
             batch = records[first:first + batch_size]
-            assert _step(compiled, batch, None) == _step(python, batch, None)
+            view = n % 16 == 0  # the views of every state are slow to compare
+            assert _step(compiled, batch, None, view) == _step(python, batch, None, view)
 
 
 def test_a_record_of_the_older_layout_loads_the_same() -> None:
@@ -203,11 +219,14 @@ def test_a_record_of_the_older_layout_loads_the_same() -> None:
     ("sliding", {"o": 2**63, "f": 0, "e": []}),
     ("sliding", {"o": 1, "f": 2**63, "e": []}),
     ("sliding", {"o": 1, "f": 0, "e": [[at("14:00"), 2**64 - 1]]}),
+    ("session", {"o": 2**63, "s": []}),
+    ("session", {"o": 1, "s": [[at("14:00"), at("14:00"), 1, 2**64 - 1, 1, 1, 0]]}),
 ])
 def test_a_record_beyond_64_bits_is_corrupt_not_a_crash(kind: str,
                                                         record: dict[str, Any]) -> None:
-    state: KindState[Any] = (CompiledSlidingState(CONFIG) if kind == "sliding" else
-                             CompiledFixedWindowState(WindowKind.TUMBLING, CONFIG))
+    state: KindState[Any] = {
+        "sliding": CompiledSlidingState, "session": CompiledSessionState,
+    }.get(kind, lambda config: CompiledFixedWindowState(WindowKind.TUMBLING, config))(CONFIG)
     with pytest.raises(CorruptRecord, match="out of range"):
         state.load(b"1", orjson.dumps(record))
     assert state.customers == {}
@@ -218,5 +237,7 @@ def test_the_pipeline_uses_the_compiled_windows() -> None:
     assert type(state.tumbling) is CompiledFixedWindowState
     assert type(state.hopping) is CompiledFixedWindowState
     assert type(state.sliding) is CompiledSlidingState
+    assert type(state.sessions) is CompiledSessionState
+    assert type(session_state(CONFIG)) is CompiledSessionState
     assert type(fixed_window_state(WindowKind.HOPPING, CONFIG)) is CompiledFixedWindowState
     assert type(sliding_state(CONFIG)) is CompiledSlidingState
