@@ -1,19 +1,22 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 # distutils: language = c++
-"""Compiled tumbling and hopping windows: each customer's entries in one C array.
+"""Compiled tumbling and hopping windows: each customer's entries in one C++ deque.
 
 tables/fixed.py's ``FixedWindowState`` keeps a window as a Python list in a dict per
 customer: about six objects spread over the heap per window, and the batch loop was
 bound by fetching them (a quarter of the worker's time). Here a customer's windows are
-one sorted C array of six 64-bit integers each, so an event's windows are next to each
-other in memory. ``tables/compiled.py`` wires these functions into a subclass of
+one sorted deque of six 64-bit integers each (contiguous chunks; the oldest leaves from
+the front), so an event's windows are next to each other in memory; closing writes a
+run's windows into one C array (:class:`PackedRows`). ``tables/compiled.py`` wires these functions into a subclass of
 ``FixedWindowState``; the results, records and views are the same as the Python code's
 (tests/unit/tables/test_compiled_kinds.py applies both to the same events). The
 extension is optional, like app/records/_speedups: without a C++ compiler the Python
 code does the work.
 """
 
+from cpython.buffer cimport PyBUF_FORMAT
 from libc.stdint cimport int64_t
+from libcpp.deque cimport deque
 from libcpp.vector cimport vector
 
 from tables.outputs import Alert, WindowRun
@@ -44,7 +47,7 @@ cdef class WindowList:
     cdef public int64_t offset
     #: Windows ending by then have closed even if the watermark says otherwise.
     cdef public int64_t closed_before
-    cdef vector[Win] wins
+    cdef deque[Win] wins
 
     def __init__(self, int64_t offset=-1, int64_t closed_before=-(2 ** 62)):
         self.offset = offset
@@ -104,11 +107,71 @@ cdef class WindowList:
             self.wins.push_back(w)
 
     cdef bint remove(self, int64_t start):
-        cdef Py_ssize_t i = self.find(start)
+        cdef Py_ssize_t i
+        # Windows expire oldest first: the one leaving is at the front of the deque.
+        if not self.wins.empty() and self.wins.front().start == start:
+            self.wins.pop_front()
+            return True
+        i = self.find(start)
         if i < 0:
             return False
         self.wins.erase(self.wins.begin() + i)
         return True
+
+
+#: Integers per row of :class:`PackedRows`.
+DEF ROW = 7
+
+
+cdef class PackedRows:
+    """The windows of one run of results: ``(customer, start, count, total, min, max,
+    flags)`` per window as 64-bit integers in one C array.
+
+    A ``WindowRun``'s ``windows``: it reads as a sequence of ``(customer_id, entry,
+    None)`` like the Python class's, and exposes its integers as a buffer, from which the
+    compiled encoder (app/records/_speedups.pyx) writes the records without a Python
+    object per window.
+    """
+
+    cdef vector[int64_t] values
+    cdef Py_ssize_t shape[1]
+    cdef Py_ssize_t strides[1]
+
+    def __len__(self):
+        return self.values.size() // ROW
+
+    def __getitem__(self, Py_ssize_t index):
+        cdef Py_ssize_t n = self.values.size() // ROW
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError("row index out of range")
+        cdef int64_t* row = &self.values[index * ROW]
+        return row[0], (row[1], row[2], row[3], row[4], row[5], row[6]), None
+
+    def __iter__(self):
+        for index in range(self.values.size() // ROW):
+            yield self[index]
+
+    def __getbuffer__(self, Py_buffer* buffer, int flags):
+        self.shape[0] = self.values.size()
+        self.strides[0] = sizeof(int64_t)
+        buffer.buf = <void*>self.values.data()
+        buffer.format = NULL
+        if flags & PyBUF_FORMAT:
+            buffer.format = b"q"
+        buffer.internal = NULL
+        buffer.itemsize = sizeof(int64_t)
+        buffer.len = self.values.size() * sizeof(int64_t)
+        buffer.ndim = 1
+        buffer.obj = self
+        buffer.readonly = 1
+        buffer.shape = self.shape
+        buffer.strides = self.strides
+        buffer.suboffsets = NULL
+
+    def __releasebuffer__(self, Py_buffer* buffer):
+        pass
 
 
 def apply_batch(state, records, out, dict marks):
@@ -239,18 +302,25 @@ def close(state, int64_t watermark, out):
     cdef Py_ssize_t i
     cdef WindowList windows
     cdef Win w
-    cdef list rows
+    cdef PackedRows rows
     push_expiry = state._expiry.push_all
     for end, bucket in state._due.pop_buckets(watermark):
         start = end - size
-        rows = []
+        rows = PackedRows()
+        rows.values.reserve(len(bucket) * ROW)
         for customer, item in bucket:
             windows = <WindowList>item
             i = windows.find(start)
             if i < 0:
                 continue  # not reached: a window leaves only after it has closed
             w = windows.wins[i]
-            rows.append((customer, (w.start, w.count, w.total, w.lo, w.hi, w.flags), None))
+            rows.values.push_back(customer)
+            rows.values.push_back(w.start)
+            rows.values.push_back(w.count)
+            rows.values.push_back(w.total)
+            rows.values.push_back(w.lo)
+            rows.values.push_back(w.hi)
+            rows.values.push_back(w.flags)
             dirty_add(customer)
         runs.append(WindowRun(kind, start, end, rows))
         push_expiry(end + retention, bucket)

@@ -27,11 +27,23 @@ try:
 except ImportError:  # installed without a C++ compiler: the Python classes do the work
     _fixedcore = _eventcore = None  # type: ignore[assignment]
 
-__all__ = ["COMPILED", "CompiledFixedWindowState", "CompiledSessionState",
-           "CompiledSlidingState", "fixed_window_state", "session_state", "sliding_state"]
+__all__ = [
+    "COMPILED",
+    "CompiledFixedWindowState",
+    "CompiledSessionState",
+    "CompiledSlidingState",
+    "PackedRows",
+    "fixed_window_state",
+    "session_state",
+    "sliding_state",
+]
 
 #: Whether the compiled window kinds are in use.
 COMPILED = _fixedcore is not None
+
+#: The type of the compiled core's packed window runs (see ``_fixedcore.PackedRows``);
+#: a placeholder type no run has when the core was not built.
+PackedRows: type = _fixedcore.PackedRows if _fixedcore is not None else type(None)
 
 
 class CompiledFixedWindowState(FixedWindowState):

@@ -9,6 +9,10 @@ def fixed_run_records(head: bytes, middle: bytes, bounds: bytes, end_ms: int,
                       windows: Sequence[tuple[int, Sequence[int], object]],
                       fallback: Callable[[tuple[int, Sequence[int], object]], Record],
                       ) -> list[Record]: ...
+def fixed_packed_records(head: bytes, middle: bytes, bounds: bytes, end_ms: int,
+                         values: memoryview, rows: Sequence[tuple[int, Sequence[int], object]],
+                         fallback: Callable[[tuple[int, Sequence[int], object]], Record],
+                         ) -> list[Record]: ...
 def sliding_run_records(head: bytes, kind_text: bytes, size: int,
                         rows: list[tuple[int, int, int, int, int, int]],
                         fallback: Callable[[tuple[int, int, int, int, int, int]], Record],

@@ -162,6 +162,45 @@ def fixed_run_records(bytes head, bytes middle, bytes bounds, long long end_ms,
     return records
 
 
+cdef inline bint _fits(long long value) noexcept:
+    return 0 <= value < MAX_INT
+
+
+def fixed_packed_records(bytes head, bytes middle, bytes bounds, long long end_ms,
+                         const long long[::1] values, rows, fallback):
+    """:func:`fixed_run_records` for a run whose windows are packed (tables/_fixedcore's
+    ``PackedRows``): ``values`` holds ``customer, start, count, total, min, max, flags``
+    per window; ``rows[i]`` is window ``i`` as a tuple, for ``fallback``."""
+    cdef char buf[BUFFER]
+    cdef char key[24]
+    cdef Py_ssize_t pos, key_length, i, n = values.shape[0] // 7
+    cdef long long customer, count, total, low, high
+    if len(head) + len(middle) + len(bounds) > FIXED_TEXT:
+        return [fallback(row) for row in rows]
+    records = []
+    append = records.append
+    for i in range(n):
+        customer = values[7 * i]
+        count = values[7 * i + 2]
+        total = values[7 * i + 3]
+        low = values[7 * i + 4]
+        high = values[7 * i + 5]
+        if not (_fits(customer) and _fits(total) and _fits(low) and _fits(high)
+                and 0 < count < MAX_INT):
+            append(fallback(rows[i]))
+            continue
+        key_length = _digits(key, 0, customer)
+        pos = _text(buf, 0, head)
+        memcpy(buf + pos, key, key_length)
+        pos = _text(buf, pos + key_length, middle)
+        memcpy(buf + pos, key, key_length)
+        pos = _text(buf, pos + key_length, bounds)
+        pos = _amounts(buf, pos, count, total, low, high)
+        append((PyBytes_FromStringAndSize(key, key_length),
+                PyBytes_FromStringAndSize(buf, pos), end_ms))
+    return records
+
+
 def sliding_run_records(bytes head, bytes kind_text, long long size, list rows, fallback):
     """Records of one run of sliding windows: see ``app.outputs.window_run_records``.
 

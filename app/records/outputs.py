@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from tables.aggregate import average_in_cents
+from tables.compiled import PackedRows
 from tables.outputs import (
     Alert,
     DuplicateConflict,
@@ -148,12 +149,19 @@ def window_run_records(
             yield from _fixed_records(run)
         else:
             kind, start_ms, end_ms = run.kind, run.start_ms, run.end_ms
-            yield from speedups.fixed_run_records(
-                f'{{"result_id":"{kind}:'.encode(),
-                f':{start_ms}","kind":"{kind}","customer_id":'.encode(),
-                f',"start":"{format_time(start_ms)}","end":"{format_time(end_ms)}",'
-                f'"count":'.encode(),
-                end_ms, _as_list(run.windows), partial(_one_fixed_record, run))
+            head = f'{{"result_id":"{kind}:'.encode()
+            middle = f':{start_ms}","kind":"{kind}","customer_id":'.encode()
+            bounds = (f',"start":"{format_time(start_ms)}","end":"{format_time(end_ms)}",'
+                      f'"count":').encode()
+            fallback = partial(_one_fixed_record, run)
+            if type(run.windows) is PackedRows:
+                # The compiled core's runs: integers in one buffer, no object per window.
+                yield from speedups.fixed_packed_records(
+                    head, middle, bounds, end_ms, memoryview(run.windows),  # type: ignore[arg-type]
+                    run.windows, fallback)
+            else:
+                yield from speedups.fixed_run_records(
+                    head, middle, bounds, end_ms, _as_list(run.windows), fallback)
 
 
 def _as_list(items: Sequence[Any]) -> list[Any]:

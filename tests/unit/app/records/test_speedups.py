@@ -16,7 +16,10 @@ from hypothesis import strategies as st
 from app.exceptions import InvalidRecord
 from app.records import outputs
 from app.records.transaction import Transaction, parse_transaction, parse_transaction_python
-from tables.outputs import SlidingRun, WindowRun
+from tables.compiled import COMPILED as COMPILED_KINDS
+from tables.compiled import CompiledFixedWindowState, PackedRows
+from tables.outputs import Outputs, SlidingRun, WindowRun
+from tables.windows import WindowConfig, WindowKind
 
 speedups = pytest.importorskip("app.records._speedups") if not os.environ.get("CI") else None
 if speedups is None:
@@ -88,6 +91,32 @@ def test_window_run_records_use_them_and_agree(
     python = [*outputs._sliding_records(runs[0]),  # type: ignore[arg-type]
               *outputs._fixed_records(runs[1])]  # type: ignore[arg-type]
     assert (outputs.COMPILED, list(outputs.window_run_records(runs))) == (True, python)
+
+
+@pytest.mark.skipif(not COMPILED_KINDS, reason="the compiled window kinds were not built")
+@given(st.sampled_from([WindowKind.TUMBLING, WindowKind.HOPPING]),
+       st.lists(st.tuples(CUSTOMERS, st.lists(st.one_of(st.integers(1, 10**9),
+                                                         st.integers(10**17, 2**61)),
+                                               min_size=1, max_size=4)),
+                max_size=6, unique_by=lambda window: window[0]))
+def test_packed_runs_of_the_compiled_core_agree(kind: WindowKind,
+                                                windows: list[tuple[int, list[int]]]) -> None:
+    """The compiled core's runs hold their windows packed (``PackedRows``); their records
+    are the Python encoder's, amounts beyond the C code's range included (fallback)."""
+    state = CompiledFixedWindowState(kind, WindowConfig())
+    start = 1_773_300_000_000
+    for customer, amounts in windows:
+        entry = [start, *_aggregate(amounts), 0]
+        state.load(str(customer).encode(), orjson.dumps({"o": 1, "w": [entry]}))
+    state.finish_load()
+    out = Outputs()
+    state._close(start + state.size, out)
+    assert [type(run.windows) for run in out.runs] == [PackedRows] * (1 if windows else 0)
+    plain = [WindowRun(run.kind, run.start_ms, run.end_ms, list(run.windows))  # type: ignore[union-attr]
+             for run in out.runs]
+    python = [record for run in plain for record in outputs._fixed_records(run)]
+    assert len(python) == len(windows)
+    assert list(outputs.window_run_records(out.runs)) == python
 
 
 # -- parsing ---------------------------------------------------------------------------------
