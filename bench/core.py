@@ -22,6 +22,7 @@ from app.gctuning import tune_gc
 from app.records.transaction import Transaction, parse_transaction
 from app.settings import Settings, window_config
 from app.topics import TopicNames
+from tables import compiled
 from tables.dedupe import entry_fields
 from tables.outputs import Outputs
 from tables.partition import KINDS, PartitionState
@@ -84,6 +85,15 @@ def _time_kinds(states: dict[int, PartitionState], spent: dict[str, float],
                 kind_state.advance, f"  {kind} close")
 
 
+def _rss_mb() -> float:
+    """This process's resident set size now, in MB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: int,
         hours: float, by_kind: bool = False, cpu: bool = False) -> None:
     """Time each stage over the data set and print the figures."""
@@ -98,6 +108,7 @@ def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: 
     topics = TopicNames(settings.topic_prefix)
     states = {p: PartitionState(p, config, kinds) for p in by_partition}
     tune_gc()  # as the worker does at start
+    rss_before = _rss_mb()
     spent: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
     # CPU time of this process: on a shared machine, wall time also counts waiting for a core.
@@ -156,6 +167,9 @@ def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: 
     print(f"  duplicate check: {held:,} tx_ids held at the end ({within:,} within the horizon; "
           f"the rest leave with their flush's segment), {held_bytes / 1e6:.1f} MB, "
           f"{held_bytes / max(held, 1):.0f} bytes each (id, entry, dict slot, segment list)")
+    print(f"  resident memory grew {_rss_mb() - rss_before:,.0f} MB while applying (the states "
+          f"and what the allocators kept; the input records were in memory before); window "
+          f"kinds {'compiled' if compiled.COMPILED else 'in Python'}")
     print("command: python -m bench.core " + " ".join(sys.argv[1:]))
 
 
@@ -171,10 +185,15 @@ def main(argv: list[str] | None = None) -> None:
                         help="events between state dumps (a flush interval at 40k events/s)")
     parser.add_argument("--by-kind", action="store_true",
                         help="also time each kind's apply and close within the apply stage")
+    parser.add_argument("--python-kinds", action="store_true",
+                        help="use the Python window kinds even where the compiled ones "
+                             "were built (to compare the two)")
     parser.add_argument("--cpu", action="store_true",
                         help="time with this process's CPU time instead of the wall clock "
                              "(steadier on a shared machine)")
     args = parser.parse_args(argv)
+    if args.python_kinds:
+        compiled.use_python_kinds()
     run(args.events, args.customers, args.kinds.split(","), args.batch, args.flush_every,
         args.hours, args.by_kind, args.cpu)
 

@@ -158,6 +158,14 @@ class CompiledSessionState(SessionState):
         return state
 
 
+def use_python_kinds() -> None:
+    """From now on the factories give the Python kinds (``python -m bench.core
+    --python-kinds`` compares the two in one session)."""
+    global _fixedcore, _eventcore, COMPILED  # the one switch, for measurements
+    _fixedcore = _eventcore = None  # type: ignore[assignment]
+    COMPILED = False
+
+
 def fixed_window_state(kind: WindowKind, config: WindowConfig) -> FixedWindowState:
     """The compiled fixed windows of ``kind`` where built, else the Python ones."""
     if _fixedcore is None:
