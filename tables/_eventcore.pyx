@@ -63,14 +63,19 @@ cdef inline Py_ssize_t _bisect_right(vector[int64_t]& values, int64_t x, Py_ssiz
     return lo
 
 
-cdef class EventList:
+cdef class CustomerState:
+    """What every kind keeps per customer: the highest source offset applied to it."""
+
+    cdef public int64_t offset
+
+
+cdef class EventList(CustomerState):
     """One customer's retained events sorted by time, and how far final results are done.
 
     What ``CustomerEvents`` is to the Python code (``times``, ``amounts`` and ``events``
     are copies).
     """
 
-    cdef public int64_t offset
     #: Every window ending at or before this event time has had its final result.
     cdef public int64_t finalized
     cdef vector[int64_t] _times
@@ -124,85 +129,35 @@ cdef class EventList:
         return last - first, total, lo, hi
 
 
+cdef bint _slide(EventList events, int64_t customer_id, int64_t t, object tx,
+                 int64_t watermark, TimeHeap due, TimeHeap expiry, int64_t kept) except -1:
+    """``SlidingState._apply`` of one new event; True if it was late."""
+    cdef Py_ssize_t position, n
+    cdef int64_t cents
+    cdef bint is_new_end
+    if t < watermark:
+        return True
+    cents = tx.amount_cents
+    n = events._times.size()
+    if n == 0 or t > events._times[n - 1]:
+        # In order, the common case: a new last end.
+        events._times.push_back(t)
+        events._amounts.push_back(cents)
+        is_new_end = True
+    else:
+        position = _bisect_right(events._times, t, 0, n)
+        is_new_end = position == 0 or events._times[position - 1] != t
+        events._times.insert(events._times.begin() + position, t)
+        events._amounts.insert(events._amounts.begin() + position, cents)
+    if is_new_end:
+        due.heap.push(pair[int64_t, int64_t](-(t + 1), -customer_id))
+        expiry.heap.push(pair[int64_t, int64_t](-(t + kept), -customer_id))
+    return False
+
+
 def sliding_apply_batch(state, records, out, dict marks):
     """``PerEventKindState.apply_batch`` with ``SlidingState._apply`` (same rules)."""
-    cdef dict customers = state.customers
-    cdef object dirty_add = state.dirty.add
-    cdef object watermark = state.watermark
-    cdef int64_t lateness = watermark.lateness_ms
-    cdef int64_t max_event = watermark.max_event_ms
-    cdef int64_t value = watermark.value
-    cdef TimeHeap due = <TimeHeap?>state._due
-    cdef TimeHeap expiry = <TimeHeap?>state._expiry
-    cdef int64_t kept = state._kept_ms
-    cdef int64_t applied = state.offset
-    cdef int64_t late_count = 0
-    cdef list late_offsets = []
-    cdef int64_t offset, t, cents, customer_id
-    cdef Py_ssize_t position, n
-    cdef EventList events
-    cdef bint late, is_new_end, has_marks = bool(marks)
-    for offset, tx in records:
-        if tx is None:
-            continue
-        if offset <= applied:
-            if has_marks and offset in marks:
-                marks[offset] = value
-            continue
-        customer = tx.customer_id
-        found = customers.get(customer)
-        if found is not None and offset <= (<EventList>found).offset:
-            applied = offset  # rare: the store was ahead of the changelog
-            watermark.max_event_ms, watermark.value = max_event, value
-            state._rewrite_seen(customer, tx)
-            max_event, value = watermark.max_event_ms, watermark.value
-            if has_marks and offset in marks:
-                marks[offset] = value
-            continue
-        applied = offset
-        if found is None:
-            events = EventList()
-            customers[customer] = events
-        else:
-            events = <EventList>found
-        dirty_add(customer)
-        events.offset = offset
-        t = tx.event_time_ms
-        late = t < value
-        if not late:
-            cents = tx.amount_cents
-            n = events._times.size()
-            if n == 0 or t > events._times[n - 1]:
-                # In order, the common case: a new last end.
-                events._times.push_back(t)
-                events._amounts.push_back(cents)
-                is_new_end = True
-            else:
-                position = _bisect_right(events._times, t, 0, n)
-                is_new_end = position == 0 or events._times[position - 1] != t
-                events._times.insert(events._times.begin() + position, t)
-                events._amounts.insert(events._amounts.begin() + position, cents)
-            if is_new_end:
-                customer_id = customer
-                due.heap.push(pair[int64_t, int64_t](-(t + 1), -customer_id))
-                expiry.heap.push(pair[int64_t, int64_t](-(t + kept), -customer_id))
-        if t > max_event:
-            max_event = t
-            if t - lateness > value:
-                value = t - lateness
-        if late:
-            late_count += 1
-            late_offsets.append(offset)
-            if marks is not None:
-                marks[offset] = value
-        elif has_marks and offset in marks:
-            marks[offset] = value
-    if applied != state.offset:
-        state.offset = applied
-        state._meta_dirty = True
-    watermark.max_event_ms, watermark.value = max_event, value
-    state.late += late_count
-    return late_offsets
+    return _apply_batch(state, records, marks, SLIDING)
 
 
 def sliding_close(state, int64_t watermark, out):
@@ -281,13 +236,12 @@ cdef struct Session:
     int64_t closed
 
 
-cdef class SessionList:
+cdef class SessionList(CustomerState):
     """One customer's sessions sorted by start, and the highest offset applied to them.
 
     What ``CustomerSessions`` is to the Python code (``sessions`` is a copy).
     """
 
-    cdef public int64_t offset
     cdef vector[Session] _sessions
 
     def __init__(self, int64_t offset=-1):
@@ -313,8 +267,80 @@ cdef class SessionList:
             self._sessions.push_back(x)
 
 
+cdef bint _join(SessionList sessions, int64_t customer_id, int64_t t, object tx,
+                int64_t watermark, TimeHeap due, int64_t gap) except -1:
+    """``SessionState._apply`` of one new event; True if it was late."""
+    cdef Py_ssize_t lo, hi, i
+    cdef int64_t cents
+    cdef Session fresh
+    cdef Session* merged
+    cdef Session* other
+    if t + gap <= watermark:
+        return True
+    # Sessions are sorted by start and their spans never overlap, so the ones this
+    # event's span [t, t + gap) touches are next to each other, near the end.
+    hi = sessions._sessions.size()
+    while hi and sessions._sessions[hi - 1].start >= t + gap:
+        hi -= 1
+    lo = hi
+    while lo and sessions._sessions[lo - 1].last + gap > t:
+        lo -= 1
+    # Closed is decided by the watermark now; a closed session is final.
+    for i in range(lo, hi):
+        if sessions._sessions[i].closed or sessions._sessions[i].last + gap <= watermark:
+            return True
+    cents = tx.amount_cents
+    if lo == hi:
+        fresh.start = fresh.last = t
+        fresh.count = 1
+        fresh.total = fresh.lo = fresh.hi = cents
+        fresh.closed = 0
+        sessions._sessions.insert(sessions._sessions.begin() + lo, fresh)
+    else:
+        merged = &sessions._sessions[lo]
+        for i in range(lo + 1, hi):
+            other = &sessions._sessions[i]
+            if other.last > merged.last:
+                merged.last = other.last
+            merged.count += other.count
+            merged.total += other.total
+            if other.lo < merged.lo:
+                merged.lo = other.lo
+            if other.hi > merged.hi:
+                merged.hi = other.hi
+        if hi - lo > 1:
+            sessions._sessions.erase(sessions._sessions.begin() + lo + 1,
+                                     sessions._sessions.begin() + hi)
+            merged = &sessions._sessions[lo]
+        if t < merged.start:
+            merged.start = t
+        if t > merged.last:
+            merged.last = t
+        merged.count += 1
+        merged.total += cents
+        if cents < merged.lo:
+            merged.lo = cents
+        if cents > merged.hi:
+            merged.hi = cents
+    due.heap.push(pair[int64_t, int64_t](-(sessions._sessions[lo].last + gap), -customer_id))
+    return False
+
+
 def session_apply_batch(state, records, out, dict marks):
     """``PerEventKindState.apply_batch`` with ``SessionState._apply`` (same rules)."""
+    return _apply_batch(state, records, marks, SESSION)
+
+
+# -- the batch loop of both kinds ---------------------------------------------------------------
+
+cdef enum Kind:
+    SLIDING
+    SESSION
+
+
+cdef list _apply_batch(state, records, dict marks, Kind kind):
+    """``PerEventKindState.apply_batch``: each new event of each customer in offset order,
+    through the kind's step (:func:`_slide` or :func:`_join`)."""
     cdef dict customers = state.customers
     cdef object dirty_add = state.dirty.add
     cdef object watermark = state.watermark
@@ -322,16 +348,14 @@ def session_apply_batch(state, records, out, dict marks):
     cdef int64_t max_event = watermark.max_event_ms
     cdef int64_t value = watermark.value
     cdef TimeHeap due = <TimeHeap?>state._due
-    cdef int64_t gap = state.gap
+    cdef TimeHeap expiry = <TimeHeap?>state._expiry
+    cdef int64_t kept = state._kept_ms if kind == SLIDING else 0
+    cdef int64_t gap = state.gap if kind == SESSION else 0
     cdef int64_t applied = state.offset
     cdef int64_t late_count = 0
     cdef list late_offsets = []
-    cdef int64_t offset, t, cents, customer_id
-    cdef Py_ssize_t lo, hi, i
-    cdef SessionList sessions
-    cdef Session fresh
-    cdef Session* merged
-    cdef Session* other
+    cdef int64_t offset, t
+    cdef CustomerState customer_state
     cdef bint late, has_marks = bool(marks)
     for offset, tx in records:
         if tx is None:
@@ -342,7 +366,7 @@ def session_apply_batch(state, records, out, dict marks):
             continue
         customer = tx.customer_id
         found = customers.get(customer)
-        if found is not None and offset <= (<SessionList>found).offset:
+        if found is not None and offset <= (<CustomerState>found).offset:
             applied = offset  # rare: the store was ahead of the changelog
             watermark.max_event_ms, watermark.value = max_event, value
             state._rewrite_seen(customer, tx)
@@ -351,66 +375,18 @@ def session_apply_batch(state, records, out, dict marks):
                 marks[offset] = value
             continue
         applied = offset
-        if found is None:
-            sessions = SessionList()
-            customers[customer] = sessions
+        if found is not None:
+            customer_state = <CustomerState>found
         else:
-            sessions = <SessionList>found
+            customer_state = EventList() if kind == SLIDING else SessionList()
+            customers[customer] = customer_state
         dirty_add(customer)
-        sessions.offset = offset
+        customer_state.offset = offset
         t = tx.event_time_ms
-        late = t + gap <= value
-        if not late:
-            # Sessions are sorted by start and their spans never overlap, so the ones this
-            # event's span [t, t + gap) touches are next to each other, near the end.
-            hi = sessions._sessions.size()
-            while hi and sessions._sessions[hi - 1].start >= t + gap:
-                hi -= 1
-            lo = hi
-            while lo and sessions._sessions[lo - 1].last + gap > t:
-                lo -= 1
-            # Closed is decided by the watermark now; a closed session is final.
-            for i in range(lo, hi):
-                if sessions._sessions[i].closed or sessions._sessions[i].last + gap <= value:
-                    late = True
-                    break
-        if not late:
-            cents = tx.amount_cents
-            if lo == hi:
-                fresh.start = fresh.last = t
-                fresh.count = 1
-                fresh.total = fresh.lo = fresh.hi = cents
-                fresh.closed = 0
-                sessions._sessions.insert(sessions._sessions.begin() + lo, fresh)
-            else:
-                merged = &sessions._sessions[lo]
-                for i in range(lo + 1, hi):
-                    other = &sessions._sessions[i]
-                    if other.last > merged.last:
-                        merged.last = other.last
-                    merged.count += other.count
-                    merged.total += other.total
-                    if other.lo < merged.lo:
-                        merged.lo = other.lo
-                    if other.hi > merged.hi:
-                        merged.hi = other.hi
-                if hi - lo > 1:
-                    sessions._sessions.erase(sessions._sessions.begin() + lo + 1,
-                                             sessions._sessions.begin() + hi)
-                    merged = &sessions._sessions[lo]
-                if t < merged.start:
-                    merged.start = t
-                if t > merged.last:
-                    merged.last = t
-                merged.count += 1
-                merged.total += cents
-                if cents < merged.lo:
-                    merged.lo = cents
-                if cents > merged.hi:
-                    merged.hi = cents
-            customer_id = customer
-            due.heap.push(pair[int64_t, int64_t](-(sessions._sessions[lo].last + gap),
-                                                 -customer_id))
+        if kind == SLIDING:
+            late = _slide(<EventList>customer_state, customer, t, tx, value, due, expiry, kept)
+        else:
+            late = _join(<SessionList>customer_state, customer, t, tx, value, due, gap)
         if t > max_event:
             max_event = t
             if t - lateness > value:
