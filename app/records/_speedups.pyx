@@ -126,6 +126,23 @@ cdef inline bint _in_range(object value) noexcept:
     return type(value) is int and 0 <= value < MAX_INT
 
 
+cdef inline tuple _fixed_record(bytes head, bytes middle, bytes bounds, long long end_ms,
+                                long long customer, long long count, long long total,
+                                long long low, long long high):
+    """``(key, value, end)`` of one fixed window whose numbers are in the C code's range."""
+    cdef char buf[BUFFER]
+    cdef char key[24]
+    cdef Py_ssize_t key_length = _digits(key, 0, customer)
+    cdef Py_ssize_t pos = _text(buf, 0, head)
+    memcpy(buf + pos, key, key_length)
+    pos = _text(buf, pos + key_length, middle)
+    memcpy(buf + pos, key, key_length)
+    pos = _text(buf, pos + key_length, bounds)
+    pos = _amounts(buf, pos, count, total, low, high)
+    return (PyBytes_FromStringAndSize(key, key_length),
+            PyBytes_FromStringAndSize(buf, pos), end_ms)
+
+
 def fixed_run_records(bytes head, bytes middle, bytes bounds, long long end_ms,
                       list windows, fallback):
     """Records of one run of fixed windows: see ``app.outputs.window_run_records``.
@@ -133,10 +150,6 @@ def fixed_run_records(bytes head, bytes middle, bytes bounds, long long end_ms,
     Each record is ``head customer middle customer bounds count,...}``; ``windows`` holds
     ``(customer_id, entry, ...)`` with ``entry = [start, count, total, min, max, ...]``.
     """
-    cdef char buf[BUFFER]
-    cdef char key[24]
-    cdef Py_ssize_t pos, key_length
-    cdef long long count
     if len(head) + len(middle) + len(bounds) > FIXED_TEXT:
         return [fallback(item) for item in windows]
     records = []
@@ -144,21 +157,13 @@ def fixed_run_records(bytes head, bytes middle, bytes bounds, long long end_ms,
     for item in windows:
         customer = item[0]
         entry = item[1]
-        count_value, total, low, high = entry[1], entry[2], entry[3], entry[4]
-        if not (_in_range(customer) and _in_range(count_value) and _in_range(total)
-                and _in_range(low) and _in_range(high)) or count_value == 0:
+        count, total, low, high = entry[1], entry[2], entry[3], entry[4]
+        if not (_in_range(customer) and _in_range(count) and _in_range(total)
+                and _in_range(low) and _in_range(high)) or count == 0:
             append(fallback(item))
             continue
-        count = count_value
-        key_length = _digits(key, 0, customer)
-        pos = _text(buf, 0, head)
-        memcpy(buf + pos, key, key_length)
-        pos = _text(buf, pos + key_length, middle)
-        memcpy(buf + pos, key, key_length)
-        pos = _text(buf, pos + key_length, bounds)
-        pos = _amounts(buf, pos, count, total, low, high)
-        append((PyBytes_FromStringAndSize(key, key_length),
-                PyBytes_FromStringAndSize(buf, pos), end_ms))
+        append(_fixed_record(head, middle, bounds, end_ms, customer, count, total, low,
+                             high))
     return records
 
 
@@ -171,9 +176,7 @@ def fixed_packed_records(bytes head, bytes middle, bytes bounds, long long end_m
     """:func:`fixed_run_records` for a run whose windows are packed (tables/_fixedcore's
     ``PackedRows``): ``values`` holds ``customer, start, count, total, min, max, flags``
     per window; ``rows[i]`` is window ``i`` as a tuple, for ``fallback``."""
-    cdef char buf[BUFFER]
-    cdef char key[24]
-    cdef Py_ssize_t pos, key_length, i, n = values.shape[0] // 7
+    cdef Py_ssize_t i, n = values.shape[0] // 7
     cdef long long customer, count, total, low, high
     if len(head) + len(middle) + len(bounds) > FIXED_TEXT:
         return [fallback(row) for row in rows]
@@ -189,15 +192,8 @@ def fixed_packed_records(bytes head, bytes middle, bytes bounds, long long end_m
                 and 0 < count < MAX_INT):
             append(fallback(rows[i]))
             continue
-        key_length = _digits(key, 0, customer)
-        pos = _text(buf, 0, head)
-        memcpy(buf + pos, key, key_length)
-        pos = _text(buf, pos + key_length, middle)
-        memcpy(buf + pos, key, key_length)
-        pos = _text(buf, pos + key_length, bounds)
-        pos = _amounts(buf, pos, count, total, low, high)
-        append((PyBytes_FromStringAndSize(key, key_length),
-                PyBytes_FromStringAndSize(buf, pos), end_ms))
+        append(_fixed_record(head, middle, bounds, end_ms, customer, count, total, low,
+                             high))
     return records
 
 
