@@ -133,6 +133,19 @@ def _read_secret_file(field: str, path: str) -> str:
     return text.removesuffix("\n").removesuffix("\r")
 
 
+def _one_of(value: Any, choices: tuple[str, ...]) -> Any:
+    """``value`` stripped and in lower case if it is one of ``choices``, else ValueError.
+
+    Validators call this before pydantic's Literal check, so the error shows the value as
+    written ("LOUD"), and any case is accepted.
+    """
+    choice = value.strip().lower() if isinstance(value, str) else value
+    if choice not in choices:
+        msg = f"expected one of {', '.join(choices)}"
+        raise ValueError(msg)
+    return choice
+
+
 def _duration(text: str, *, positive: bool) -> int:
     """Parse a duration setting; ValueError with a message fit for a SettingsError."""
     try:
@@ -556,12 +569,7 @@ class Settings(BaseSettings):
     @field_validator("outputs", mode="before")
     @classmethod
     def _check_outputs(cls, value: Any) -> Any:
-        # Before pydantic's Literal check, so the error shows the value as written.
-        mode = value.strip().lower() if isinstance(value, str) else value
-        if mode not in OUTPUT_MODES:
-            msg = "expected one of live, none, versioned"
-            raise ValueError(msg)
-        return mode
+        return _one_of(value, OUTPUT_MODES)
 
     @field_validator("hopping")
     @classmethod
@@ -581,13 +589,7 @@ class Settings(BaseSettings):
     @field_validator("log_level", mode="before")
     @classmethod
     def _check_log_level(cls, value: Any) -> Any:
-        # Checked here, before pydantic's Literal check, so the error shows the value as
-        # written ("LOUD"), and any case is accepted.
-        level = value.strip().lower() if isinstance(value, str) else value
-        if level not in _LOG_LEVELS:
-            msg = "expected one of debug, info, warning, error"
-            raise ValueError(msg)
-        return level
+        return _one_of(value, _LOG_LEVELS)
 
     @model_validator(mode="after")
     def _check_retention(self) -> Settings:
