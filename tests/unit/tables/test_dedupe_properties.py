@@ -4,8 +4,6 @@ any point (a flush cut short in either stage) gives the uninterrupted run's outp
 from __future__ import annotations
 
 import dataclasses
-import itertools
-from collections.abc import Sequence
 from typing import TypeVar
 
 from hypothesis import given
@@ -14,16 +12,19 @@ from hypothesis import strategies as st
 from tables.dedupe import TXIDS
 from tables.kindstate import META_KEY
 from tables.outputs import Outputs
-from tables.partition import KINDS, PartitionState
-from tables.windows import WindowConfig
-from tests.unit.tables.core_helpers import CONFIG, MIN, Store, Tx, collect, restored, state_of
+from tables.partition import KINDS
+from tests.unit.tables.core_helpers import CONFIG, MIN, Tx, state_of
 from tests.unit.tables.test_properties import (
-    FAR_WALL,
     SETTINGS,
     Event,
+    _apply_until_crash,
     _arrival_order,
+    _by_id,
+    _cut,
     _events,
     _final,
+    _restart,
+    _run,
 )
 
 ALL = ("tumbling", "hopping", "sliding", "session")
@@ -58,19 +59,6 @@ def _repeats(draw: st.DrawFn, txs: list[Tx], conflicts: bool = False) -> list[Tx
                              label="invalid at"):
             stream.insert(position, None)
     return stream
-
-
-def _cut(records: list[T], cuts: list[int]) -> list[list[T]]:
-    bounds = sorted({0, len(records), *(c % (len(records) + 1) for c in cuts)})
-    return [records[a:b] for a, b in itertools.pairwise(bounds)]
-
-
-def _run(txs: Sequence[Tx | None], cuts: list[int],
-         config: WindowConfig = CONFIG) -> tuple[PartitionState, Outputs]:
-    ps = PartitionState(0, config)
-    outs = [ps.apply(part, wall_ms=0) for part in _cut(list(enumerate(txs)), cuts)]
-    outs.append(ps.advance(FAR_WALL))
-    return ps, collect(outs)
 
 
 def _late(out: Outputs) -> list[tuple[str, tuple[str, ...], int]]:
@@ -124,13 +112,7 @@ def test_crash_at_any_point_gives_the_uninterrupted_outputs_and_counts(
     parts = _cut(records, cuts)
     flushed = data.draw(st.integers(0, len(parts)), label="batches flushed")
     crashed = data.draw(st.integers(flushed, len(parts)), label="batches applied")
-    ps = PartitionState(0, CONFIG)
-    store = Store()
-    sent = []
-    for number, part in enumerate(parts[:crashed], 1):
-        sent.append(ps.apply(part, wall_ms=0))
-        if number <= flushed:
-            store.flush(ps)
+    ps, store, sent = _apply_until_crash(parts, flushed, crashed)
     if crashed > flushed:
         # The flush after the crash point died part way. Either in its first stage (some
         # window kinds' records, no duplicate check's), or in its second (every kind's
@@ -147,28 +129,12 @@ def test_crash_at_any_point_gives_the_uninterrupted_outputs_and_counts(
                          label="kept")
         store.write({name: [(k, v) for k, v in records_b[name] if (name, k) in keep]
                      for name in cut_short})
-    back = restored(store)
     applied = sum(len(part) for part in parts[:flushed])
     since = data.draw(st.integers(0, applied), label="re-delivered from")
     more_cuts = data.draw(st.lists(st.integers(0, 40), max_size=3), label="new cuts")
-    for part in _cut(records[since:], more_cuts):
-        sent.append(back.apply(part, wall_ms=0))
-    for state in back.tables.values():
-        state.mark_input(0)
-    sent.append(back.advance(FAR_WALL))
-    everything = collect(sent)
-
-    def by_id(out: Outputs) -> dict[str, object]:
-        seen: dict[str, object] = {}
-        for key, record in ([(r.result_id, r) for r in out.window_results()]
-                            + [(f"s:{s.session_id}", s) for s in out.sessions]
-                            + [(f"a:{a.alert_id}", a) for a in out.alerts]
-                            + [(f"dlq:{c.offset}", c) for c in out.conflicts]):
-            assert seen.setdefault(key, record) == record, key  # a repeat is identical
-        return seen
-
+    back, everything = _restart(store, records[since:], more_cuts, sent)
     # Late events by id only: one re-sent after a flush cut short may name fewer kinds
     # (a kind whose customer record already held it counts it without listing it).
-    assert (by_id(everything), {late.offset for late in everything.late},
+    assert (_by_id(everything), {late.offset for late in everything.late},
             state_of(back)) == (
-        by_id(expected), {late.offset for late in expected.late}, state_of(reference))
+        _by_id(expected), {late.offset for late in expected.late}, state_of(reference))

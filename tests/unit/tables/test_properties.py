@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tables.outputs import Outputs
 from tables.partition import PartitionState
+from tables.windows import WindowConfig
 from tests.unit.tables.core_helpers import CONFIG, MIN, Store, Tx, at, collect, restored, state_of
 
+T = TypeVar("T")
 LATENESS = CONFIG.allowed_lateness_ms
 START = at("14:00")
 #: Far enough on to close every window and session and expire them all.
@@ -54,16 +58,56 @@ def _arrival_order(events: list[Event]) -> list[Tx]:
                                                         int(e.tx.tx_id[2:])))]
 
 
-def _cut(records: list[tuple[int, Tx]], cuts: list[int]) -> list[list[tuple[int, Tx]]]:
+def _cut(records: list[T], cuts: list[int]) -> list[list[T]]:
     bounds = sorted({0, len(records), *(c % (len(records) + 1) for c in cuts)})
     return [records[a:b] for a, b in itertools.pairwise(bounds)]
 
 
-def _run(txs: list[Tx], cuts: list[int]) -> tuple[PartitionState, Outputs]:
-    ps = PartitionState(0, CONFIG)
+def _run(txs: Sequence[Tx | None], cuts: list[int],
+         config: WindowConfig = CONFIG) -> tuple[PartitionState, Outputs]:
+    ps = PartitionState(0, config)
     outs = [ps.apply(part, wall_ms=0) for part in _cut(list(enumerate(txs)), cuts)]
     outs.append(ps.advance(FAR_WALL))
     return ps, collect(outs)
+
+
+def _apply_until_crash(parts: list[list[tuple[int, Tx | None]]], flushed: int,
+                       crashed: int) -> tuple[PartitionState, Store, list[Outputs]]:
+    """Apply the first ``crashed`` batches, flushing after each of the first ``flushed``."""
+    ps = PartitionState(0, CONFIG)
+    store = Store()
+    sent = []
+    for number, part in enumerate(parts[:crashed], 1):
+        sent.append(ps.apply(part, wall_ms=0))
+        if number <= flushed:
+            store.flush(ps)
+    return ps, store, sent
+
+
+def _restart(store: Store, again: list[tuple[int, Tx | None]], cuts: list[int],
+             sent: list[Outputs]) -> tuple[PartitionState, Outputs]:
+    """Restore from ``store``, apply the re-delivered records ``again`` in batches, let the
+    wall clock close everything; the restored state and every output ``sent`` since the
+    start."""
+    back = restored(store)
+    for part in _cut(again, cuts):
+        sent.append(back.apply(part, wall_ms=0))
+    for state in back.tables.values():
+        state.mark_input(0)
+    sent.append(back.advance(FAR_WALL))
+    return back, collect(sent)
+
+
+def _by_id(out: Outputs) -> dict[str, object]:
+    """Every output by its id (a conflicting duplicate by its offset); a repeat must be
+    identical to the first."""
+    seen: dict[str, object] = {}
+    for key, record in ([(r.result_id, r) for r in out.window_results()]
+                        + [(f"s:{s.session_id}", s) for s in out.sessions]
+                        + [(f"a:{a.alert_id}", a) for a in out.alerts]
+                        + [(f"dlq:{c.offset}", c) for c in out.conflicts]):
+        assert seen.setdefault(key, record) == record, key  # a repeat is identical
+    return seen
 
 
 def _key(record: object) -> tuple[object, ...]:
@@ -145,13 +189,7 @@ def test_crash_restore_and_redelivery_give_the_uninterrupted_outputs(
     parts = _cut(records, cuts)
     flushed = data.draw(st.integers(0, len(parts)), label="batches flushed")
     crashed = data.draw(st.integers(flushed, len(parts)), label="batches applied")
-    ps = PartitionState(0, CONFIG)
-    store = Store()
-    sent = []
-    for number, part in enumerate(parts[:crashed], 1):
-        sent.append(ps.apply(part, wall_ms=0))
-        if number <= flushed:
-            store.flush(ps)
+    ps, store, sent = _apply_until_crash(parts, flushed, crashed)
     if crashed > flushed:
         # The flush after the crash point died part way: some customer records, no
         # partition record.
@@ -162,28 +200,12 @@ def test_crash_restore_and_redelivery_give_the_uninterrupted_outputs(
                          if any(records_b.values()) else st.just(set()), label="kept")
         store.write({kind: [(k, v) for k, v in pairs if (kind, k) in keep]
                      for kind, pairs in records_b.items()})
-    back = restored(store)
     applied = sum(len(part) for part in parts[:flushed])
     since = data.draw(st.integers(0, applied), label="re-delivered from")
-    again = records[since:]
     more_cuts = data.draw(st.lists(st.integers(0, 30), max_size=3), label="new cuts")
-    for part in _cut(again, more_cuts):
-        sent.append(back.apply(part, wall_ms=0))
-    for state in back.tables.values():
-        state.mark_input(0)
-    sent.append(back.advance(FAR_WALL))
-    everything = collect(sent)
-
-    def by_id(out: Outputs) -> dict[str, object]:
-        seen: dict[str, object] = {}
-        for key, record in ([(r.result_id, r) for r in out.window_results()]
-                            + [(f"s:{s.session_id}", s) for s in out.sessions]
-                            + [(f"a:{a.alert_id}", a) for a in out.alerts]):
-            assert seen.setdefault(key, record) == record, key  # a repeat is identical
-        return seen
-
-    assert (by_id(everything), everything.late, state_of(back)) == (
-        by_id(expected), [], state_of(reference))
+    back, everything = _restart(store, records[since:], more_cuts, sent)
+    assert (_by_id(everything), everything.late, state_of(back)) == (
+        _by_id(expected), [], state_of(reference))
 
 
 @SETTINGS
