@@ -35,12 +35,21 @@ cdef class TimeHeap:
         """Schedule customer ``item`` at ``due``."""
         self.heap.push(pair[int64_t, int64_t](-due, -item))
 
+    cdef bint pop_next(self, int64_t limit, int64_t* due, int64_t* item) noexcept:
+        """Remove the oldest entry into ``due`` and ``item`` if it is due by ``limit``."""
+        if self.heap.empty() or -self.heap.top().first > limit:
+            return False
+        due[0] = -self.heap.top().first
+        item[0] = -self.heap.top().second
+        self.heap.pop()
+        return True
+
     def pop_due(self, int64_t limit):
         """Remove and return ``(due, item)`` for every item with ``due <= limit``, oldest first."""
+        cdef int64_t due, item
         popped = []
-        while not self.heap.empty() and -self.heap.top().first <= limit:
-            popped.append((-self.heap.top().first, -self.heap.top().second))
-            self.heap.pop()
+        while self.pop_next(limit, &due, &item):
+            popped.append((due, item))
         return popped
 
     def clear(self):
@@ -171,11 +180,9 @@ def sliding_close(state, int64_t watermark, out):
     cdef object dirty_add = state.dirty.add
     cdef list rows = []
     cdef EventList events
-    cdef int64_t customer_id, end, finalized, total, lo, hi, cents
+    cdef int64_t customer_id, popped_at, end, finalized, total, lo, hi, cents
     cdef Py_ssize_t i, j, k, n, first, keep
-    while not due.heap.empty() and -due.heap.top().first <= watermark:
-        customer_id = -due.heap.top().second
-        due.heap.pop()
+    while due.pop_next(watermark, &popped_at, &customer_id):
         found = customers.get(customer_id)
         if found is None:
             continue
@@ -210,9 +217,7 @@ def sliding_close(state, int64_t watermark, out):
             dirty_add(customer_id)
     if rows:
         out.runs.append(SlidingRun(state.kind, size, rows))
-    while not expiry.heap.empty() and -expiry.heap.top().first <= watermark:
-        customer_id = -expiry.heap.top().second
-        expiry.heap.pop()
+    while expiry.pop_next(watermark, &popped_at, &customer_id):
         found = customers.get(customer_id)
         if found is None:
             continue
@@ -418,11 +423,9 @@ def session_close(state, int64_t watermark, out):
     cdef list results = out.sessions
     cdef SessionList sessions
     cdef Session* session
-    cdef int64_t customer_id
+    cdef int64_t customer_id, popped_at
     cdef Py_ssize_t first, n, expired
-    while not due.heap.empty() and -due.heap.top().first <= watermark:
-        customer_id = -due.heap.top().second
-        due.heap.pop()
+    while due.pop_next(watermark, &popped_at, &customer_id):
         found = customers.get(customer_id)
         if found is None:
             continue
@@ -445,9 +448,7 @@ def session_close(state, int64_t watermark, out):
             expiry.heap.push(pair[int64_t, int64_t](-(session.last + gap + retention),
                                                     -customer_id))
             first += 1
-    while not expiry.heap.empty() and -expiry.heap.top().first <= watermark:
-        customer_id = -expiry.heap.top().second
-        expiry.heap.pop()
+    while expiry.pop_next(watermark, &popped_at, &customer_id):
         found = customers.get(customer_id)
         if found is None:
             continue
