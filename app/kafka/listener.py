@@ -5,10 +5,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 
 from app.process import free_port
 
-__all__ = ["Listener"]
+__all__ = ["CHUNK", "Listener", "forward"]
+
+#: Bytes read from a connection at a time.
+CHUNK = 256 * 1024
+
+
+async def forward(receive: Callable[[], Awaitable[bytes]],
+                  writer: asyncio.StreamWriter) -> None:
+    """Write what ``receive`` returns to ``writer`` until it returns nothing or the
+    connection breaks, then end ``writer``'s side of the stream."""
+    try:
+        while data := await receive():
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            writer.write_eof()
 
 
 class Listener(ABC):

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import os
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 
-from .listener import Listener
+from .listener import CHUNK, Listener, forward
 
 __all__ = ["MECHANISMS", "SaslProxy", "ScramUser"]
 
@@ -33,7 +33,6 @@ _ITERATIONS = 4096
 #: Kafka API keys and error codes the proxy speaks.
 _API_VERSIONS, _SASL_HANDSHAKE, _SASL_AUTHENTICATE = 18, 17, 36
 _UNSUPPORTED_SASL_MECHANISM, _SASL_AUTHENTICATION_FAILED = 33, 58
-_CHUNK = 256 * 1024
 _MAX_FRAME = 1 << 20
 
 
@@ -147,18 +146,6 @@ async def _send_frame(writer: asyncio.StreamWriter, payload: bytes) -> None:
     await writer.drain()
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(_CHUNK):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        with contextlib.suppress(Exception):
-            writer.write_eof()
-
-
 class SaslProxy(Listener):
     """Authenticates each connection with SASL, then forwards it to the broker."""
 
@@ -179,7 +166,8 @@ class SaslProxy(Listener):
             upstream = await asyncio.open_connection(*self.upstream)
             self._writers.add(upstream[1])
             if await self._authenticate(reader, writer, *upstream):
-                await asyncio.gather(_pipe(reader, upstream[1]), _pipe(upstream[0], writer))
+                await asyncio.gather(forward(partial(reader.read, CHUNK), upstream[1]),
+                                     forward(partial(upstream[0].read, CHUNK), writer))
         except (asyncio.IncompleteReadError, ConnectionError, OSError, struct.error):
             pass
         finally:

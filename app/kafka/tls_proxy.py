@@ -16,14 +16,13 @@ import logging
 import ssl
 from pathlib import Path
 
-from .listener import Listener
+from .listener import CHUNK, Listener, forward
 from .proxy_thread import ProxyThread
 
 __all__ = ["TlsProxy", "TlsProxyThread", "server_tls_context"]
 
 logger = logging.getLogger(__name__)
 
-_CHUNK = 256 * 1024
 _HANDSHAKE_TIMEOUT = 10.0
 
 
@@ -63,7 +62,7 @@ class _TlsSession:
 
     async def _fill(self) -> bool:
         """Read more TLS bytes from the client; False at EOF."""
-        data = await self._reader.read(_CHUNK)
+        data = await self._reader.read(CHUNK)
         if not data:
             self._incoming.write_eof()
             return False
@@ -91,7 +90,7 @@ class _TlsSession:
         """Plaintext from the client; b"" at the end."""
         while True:
             try:
-                data = self._tls.read(_CHUNK)
+                data = self._tls.read(CHUNK)
             except ssl.SSLWantReadError:
                 await self._flush()  # e.g. TLS 1.3 session tickets, key updates
                 if not await self._fill():
@@ -110,22 +109,10 @@ class _TlsSession:
         await self._flush()
 
 
-async def _to_upstream(session: _TlsSession, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await session.receive():
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        with contextlib.suppress(Exception):
-            writer.write_eof()
-
-
 async def _to_client(reader: asyncio.StreamReader, session: _TlsSession,
                      client: asyncio.StreamWriter) -> None:
     try:
-        while data := await reader.read(_CHUNK):
+        while data := await reader.read(CHUNK):
             await session.send(data)
     except (ConnectionError, ssl.SSLError, OSError):
         pass
@@ -167,7 +154,7 @@ class TlsProxy(Listener):
                 return
             self._writers.add(upstream_writer)
             try:
-                await asyncio.gather(_to_upstream(session, upstream_writer),
+                await asyncio.gather(forward(session.receive, upstream_writer),
                                      _to_client(upstream_reader, session, client_writer))
             finally:
                 self._writers.discard(upstream_writer)
