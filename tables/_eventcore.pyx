@@ -81,8 +81,7 @@ cdef class CustomerState:
 cdef class EventList(CustomerState):
     """One customer's retained events sorted by time, and how far final results are done.
 
-    What ``CustomerEvents`` is to the Python code (``times``, ``amounts`` and ``events``
-    are copies).
+    What ``CustomerEvents`` is to the Python code (``times`` and ``events`` are copies).
     """
 
     #: Every window ending at or before this event time has had its final result.
@@ -97,10 +96,6 @@ cdef class EventList(CustomerState):
     @property
     def times(self):
         return list(self._times)
-
-    @property
-    def amounts(self):
-        return list(self._amounts)
 
     @property
     def events(self):

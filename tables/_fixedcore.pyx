@@ -53,9 +53,6 @@ cdef class WindowList:
         self.offset = offset
         self.closed_before = closed_before
 
-    def __len__(self):
-        return self.wins.size()
-
     def is_closed(self, int64_t end, int64_t watermark):
         """Whether this customer's window ending at ``end`` has closed."""
         return end <= watermark or end <= self.closed_before
@@ -84,14 +81,6 @@ cdef class WindowList:
         """``{start: [start, count, total, min, max, flags]}`` of every window (a copy)."""
         cdef Win w
         return {w.start: [w.start, w.count, w.total, w.lo, w.hi, w.flags] for w in self.wins}
-
-    def get(self, int64_t start):
-        """The entry of the window starting at ``start`` (a copy), or None."""
-        cdef Py_ssize_t i = self.find(start)
-        if i < 0:
-            return None
-        cdef Win w = self.wins[i]
-        return [w.start, w.count, w.total, w.lo, w.hi, w.flags]
 
     def set_entries(self, list entries):
         """Take ``entries`` (checked ``[start, count, total, min, max, flags]`` lists,
