@@ -114,6 +114,7 @@ def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: 
     # CPU time of this process: on a shared machine, wall time also counts waiting for a core.
     clock: Callable[[], float] = time.process_time if cpu else time.perf_counter
     kind_spent: dict[str, float] = defaultdict(float)
+    state_bytes: dict[str, int] = defaultdict(int)
     if by_kind:
         _time_kinds(states, kind_spent, clock)
     since_flush = 0
@@ -149,6 +150,8 @@ def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: 
                         changelogs.to(name, partition_state.partition).extend(
                             (key, value, None) for key, value in dumped)
                         counts["state records"] += len(dumped)
+                        state_bytes[name] += sum(len(value) for _, value in dumped
+                                                 if value is not None)
                 spent["dump"] += clock() - t4
     total = sum(spent.values())
     print(f"{events:,} events over {hours:g} h, {customers:,} customers, kinds {','.join(kinds)}, "
@@ -160,7 +163,9 @@ def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: 
             for part, part_seconds in kind_spent.items():
                 print(f"  {part:<18} {part_seconds / events * 1e6:7.2f} us/event")
     print(f"  {'total':<7} {total / events * 1e6:7.2f} us/event  ({events / total:,.0f} events/s)")
-    print(f"  outputs {counts['outputs']:,}, state records {counts['state records']:,}")
+    print(f"  outputs {counts['outputs']:,}, state records {counts['state records']:,} "
+          f"({sum(state_bytes.values()) / 1e6:,.1f} MB: "
+          + ", ".join(f"{name} {size / 1e6:,.1f}" for name, size in state_bytes.items()) + ")")
     held, held_bytes = txids_memory(states.values())
     within = sum(1 for state in states.values() for entry in state.txids.seen.values()
                  if entry_fields(entry)[2] + state.txids.horizon > state.txids.watermark.value)

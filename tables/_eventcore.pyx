@@ -13,10 +13,14 @@ the same order. ``tables/compiled.py`` wires these functions into subclasses of
 like tables/_fixedcore.
 """
 
+from cpython.set cimport PySet_Add
 from libc.stdint cimport int64_t
 from libcpp.pair cimport pair
 from libcpp.queue cimport priority_queue
+from libcpp.string cimport string
 from libcpp.vector cimport vector
+
+from tables._jsontext cimport key_bytes, put_int, put_ints, text_bytes
 
 from tables.outputs import SessionResult, SlidingRun
 from tables.validate import CorruptRecord
@@ -172,13 +176,14 @@ def sliding_close(state, int64_t watermark, out):
     cdef int64_t horizon = watermark - size - state.config.retention_ms
     cdef TimeHeap due = <TimeHeap?>state._due
     cdef TimeHeap expiry = <TimeHeap?>state._expiry
-    cdef object dirty_add = state.dirty.add
+    cdef set dirty = state.dirty
     cdef list rows = []
     cdef EventList events
     cdef int64_t customer_id, popped_at, end, finalized, total, lo, hi, cents
     cdef Py_ssize_t i, j, k, n, first, keep
     while due.pop_next(watermark, &popped_at, &customer_id):
-        found = customers.get(customer_id)
+        key = customer_id  # boxed once: the lookup and the dirty mark
+        found = customers.get(key)
         if found is None:
             continue
         events = <EventList>found
@@ -209,11 +214,12 @@ def sliding_close(state, int64_t watermark, out):
             i = j
         if finalized != events.finalized:
             events.finalized = finalized
-            dirty_add(customer_id)
+            PySet_Add(dirty, key)
     if rows:
         out.runs.append(SlidingRun(state.kind, size, rows))
     while expiry.pop_next(watermark, &popped_at, &customer_id):
-        found = customers.get(customer_id)
+        key = customer_id  # boxed once: the lookup and the dirty mark
+        found = customers.get(key)
         if found is None:
             continue
         events = <EventList>found
@@ -221,7 +227,7 @@ def sliding_close(state, int64_t watermark, out):
         if keep:
             events._times.erase(events._times.begin(), events._times.begin() + keep)
             events._amounts.erase(events._amounts.begin(), events._amounts.begin() + keep)
-            dirty_add(customer_id)
+            PySet_Add(dirty, key)
 
 
 # -- sessions ---------------------------------------------------------------------------------
@@ -342,7 +348,7 @@ cdef list _apply_batch(state, records, dict marks, Kind kind):
     """``PerEventKindState.apply_batch``: each new event of each customer in offset order,
     through the kind's step (:func:`_slide` or :func:`_join`)."""
     cdef dict customers = state.customers
-    cdef object dirty_add = state.dirty.add
+    cdef set dirty = state.dirty
     cdef object watermark = state.watermark
     cdef int64_t lateness = watermark.lateness_ms
     cdef int64_t max_event = watermark.max_event_ms
@@ -380,7 +386,7 @@ cdef list _apply_batch(state, records, dict marks, Kind kind):
         else:
             customer_state = EventList() if kind == SLIDING else SessionList()
             customers[customer] = customer_state
-        dirty_add(customer)
+        PySet_Add(dirty, customer)
         customer_state.offset = offset
         t = tx.event_time_ms
         if kind == SLIDING:
@@ -414,14 +420,15 @@ def session_close(state, int64_t watermark, out):
     cdef int64_t retention = state.config.retention_ms
     cdef TimeHeap due = <TimeHeap?>state._due
     cdef TimeHeap expiry = <TimeHeap?>state._expiry
-    cdef object dirty_add = state.dirty.add
+    cdef set dirty = state.dirty
     cdef list results = out.sessions
     cdef SessionList sessions
     cdef Session* session
     cdef int64_t customer_id, popped_at
     cdef Py_ssize_t first, n, expired
     while due.pop_next(watermark, &popped_at, &customer_id):
-        found = customers.get(customer_id)
+        key = customer_id  # boxed once: the lookup and the dirty mark
+        found = customers.get(key)
         if found is None:
             continue
         sessions = <SessionList>found
@@ -436,7 +443,7 @@ def session_close(state, int64_t watermark, out):
             if session.last + gap > watermark:
                 break
             session.closed = 1
-            dirty_add(customer_id)
+            PySet_Add(dirty, key)
             results.append(SessionResult(customer_id, session.start, session.last,
                                          session.count, session.total, session.lo,
                                          session.hi))
@@ -444,7 +451,8 @@ def session_close(state, int64_t watermark, out):
                                                     -customer_id))
             first += 1
     while expiry.pop_next(watermark, &popped_at, &customer_id):
-        found = customers.get(customer_id)
+        key = customer_id  # boxed once: the lookup and the dirty mark
+        found = customers.get(key)
         if found is None:
             continue
         sessions = <SessionList>found
@@ -457,4 +465,61 @@ def session_close(state, int64_t watermark, out):
         if expired:
             sessions._sessions.erase(sessions._sessions.begin(),
                                      sessions._sessions.begin() + expired)
-            dirty_add(customer_id)
+            PySet_Add(dirty, key)
+
+
+# -- state records ----------------------------------------------------------------------------
+
+def sliding_dump_records(dict customers, set dirty):
+    """``(key, value)`` of each dirty customer's state record, as ``orjson.dumps`` of
+    ``CompiledSlidingState._dump`` writes it."""
+    cdef list records = []
+    cdef string text
+    cdef EventList events
+    cdef Py_ssize_t i
+    for customer in dirty:
+        found = customers.get(customer)
+        if found is None:
+            continue
+        events = <EventList>found
+        text.clear()
+        text.append(b'{"o":')
+        put_int(text, events.offset)
+        text.append(b',"f":')
+        put_int(text, events.finalized)
+        text.append(b',"e":[')
+        for i in range(<Py_ssize_t>events._times.size()):
+            text.append(b',[' if i else b'[')
+            put_int(text, events._times[i])
+            text.push_back(b',')
+            put_int(text, events._amounts[i])
+            text.push_back(b']')
+        text.append(b']}')
+        records.append((key_bytes(customer), text_bytes(text)))
+    return records
+
+
+def session_dump_records(dict customers, set dirty):
+    """``(key, value)`` of each dirty customer's state record, as ``orjson.dumps`` of
+    ``CompiledSessionState._dump`` writes it."""
+    cdef list records = []
+    cdef string text
+    cdef SessionList sessions
+    cdef Py_ssize_t i
+    for customer in dirty:
+        found = customers.get(customer)
+        if found is None:
+            continue
+        sessions = <SessionList>found
+        text.clear()
+        text.append(b'{"o":')
+        put_int(text, sessions.offset)
+        text.append(b',"s":[')
+        for i in range(<Py_ssize_t>sessions._sessions.size()):
+            if i:
+                text.push_back(b',')
+            # A Session is seven int64 fields in the order of the record's entry.
+            put_ints(text, <int64_t*>&sessions._sessions[i], 7)
+        text.append(b']}')
+        records.append((key_bytes(customer), text_bytes(text)))
+    return records

@@ -15,9 +15,13 @@ code does the work.
 """
 
 from cpython.buffer cimport PyBUF_FORMAT
+from cpython.set cimport PySet_Add
 from libc.stdint cimport int64_t
 from libcpp.deque cimport deque
+from libcpp.string cimport string
 from libcpp.vector cimport vector
+
+from tables._jsontext cimport key_bytes, put_int, put_ints, text_bytes
 
 from tables.outputs import Alert, WindowRun
 from tables.validate import CorruptRecord
@@ -166,7 +170,7 @@ cdef class PackedRows:
 def apply_batch(state, records, out, dict marks):
     """``FixedWindowState.apply_batch`` over :class:`WindowList` customers (same rules)."""
     cdef dict customers = state.customers
-    cdef object dirty_add = state.dirty.add
+    cdef set dirty = state.dirty
     cdef object watermark = state.watermark
     cdef int64_t lateness = watermark.lateness_ms
     cdef int64_t max_event = watermark.max_event_ms
@@ -212,7 +216,7 @@ def apply_batch(state, records, out, dict marks):
         else:
             windows = <WindowList>found
         windows.offset = offset
-        dirty_add(customer)
+        PySet_Add(dirty, customer)
         t = tx.event_time_ms
         cents = tx.amount_cents
         late = False
@@ -282,8 +286,7 @@ def close(state, int64_t watermark, out):
     """``FixedWindowState._close``: results of the windows the watermark has passed, by
     bucket, and the removal of closed windows past the retention."""
     cdef str kind = state.kind
-    cdef object dirty = state.dirty
-    cdef object dirty_add = dirty.add
+    cdef set dirty = state.dirty
     cdef list runs = out.runs
     cdef int64_t size = state.size
     cdef int64_t retention = state.config.retention_ms
@@ -310,11 +313,39 @@ def close(state, int64_t watermark, out):
             rows.values.push_back(w.lo)
             rows.values.push_back(w.hi)
             rows.values.push_back(w.flags)
-            dirty_add(customer)
+            PySet_Add(dirty, customer)
         runs.append(WindowRun(kind, start, end, rows))
         push_expiry(end + retention, bucket)
     for expiry, bucket in state._expiry.pop_buckets(watermark):
         start = expiry - retention - size
         for customer, item in bucket:
             if (<WindowList>item).remove(start):
-                dirty_add(customer)
+                PySet_Add(dirty, customer)
+
+
+def dump_records(dict customers, set dirty, int64_t watermark):
+    """``(key, value)`` of each dirty customer's state record, as ``orjson.dumps`` of
+    ``CompiledFixedWindowState._dump`` writes it (windows by start)."""
+    cdef list records = []
+    cdef string text
+    cdef WindowList windows
+    cdef Py_ssize_t i
+    for customer in dirty:
+        found = customers.get(customer)
+        if found is None:
+            continue
+        windows = <WindowList>found
+        text.clear()
+        text.append(b'{"o":')
+        put_int(text, windows.offset)
+        text.append(b',"w":[')
+        for i in range(<Py_ssize_t>windows.wins.size()):
+            if i:
+                text.push_back(b',')
+            # A Win is six int64 fields in the order of the record's entry.
+            put_ints(text, <int64_t*>&windows.wins[i], 6)
+        text.append(b'],"c":')
+        put_int(text, watermark if watermark > windows.closed_before else windows.closed_before)
+        text.push_back(b'}')
+        records.append((key_bytes(customer), text_bytes(text)))
+    return records

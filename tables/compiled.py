@@ -73,7 +73,11 @@ class CompiledFixedWindowState(FixedWindowState):
             else:
                 self._due.push(end, item)
 
+    def _customer_records(self) -> list[tuple[bytes, bytes]]:
+        return _fixedcore.dump_records(self.customers, self.dirty, self.watermark.value)
+
     def _dump(self, state: Any) -> Any:
+        # The layout _customer_records writes in C (the tests compare the bytes).
         closed_before = max(self.watermark.value, state.closed_before)
         return {"o": state.offset, "w": state.entries(), "c": closed_before}
 
@@ -112,7 +116,11 @@ class CompiledSlidingState(SlidingState):
         count, total, low, high = state.aggregate(end - self.size, end)
         return Aggregate(count, total, low, high) if count else Aggregate()
 
+    def _customer_records(self) -> list[tuple[bytes, bytes]]:
+        return _eventcore.sliding_dump_records(self.customers, self.dirty)
+
     def _dump(self, state: Any) -> Any:
+        # The layout _customer_records writes in C (the tests compare the bytes).
         return {"o": state.offset, "f": state.finalized, "e": state.events}
 
     def _load(self, data: dict[str, Any]) -> Any:
@@ -145,7 +153,11 @@ class CompiledSessionState(SessionState):
     def _close(self, watermark: int, out: Outputs) -> None:
         _eventcore.session_close(self, watermark, out)
 
+    def _customer_records(self) -> list[tuple[bytes, bytes]]:
+        return _eventcore.session_dump_records(self.customers, self.dirty)
+
     def _dump(self, state: Any) -> Any:
+        # The layout _customer_records writes in C (the tests compare the bytes).
         return {"o": state.offset, "s": state.sessions}
 
     def _load(self, data: dict[str, Any]) -> Any:

@@ -80,16 +80,20 @@ class KindState(TableState, ABC, Generic[C]):
 
     def dump_dirty(self) -> list[tuple[bytes, bytes]]:
         """Records of every changed customer, then the partition record; clears dirty marks."""
-        records = [
-            (str(customer_id).encode(), orjson.dumps(self._dump(self.customers[customer_id])))
-            for customer_id in self.dirty
-            if customer_id in self.customers
-        ]
+        records = self._customer_records()
         self.dirty.clear()
         if records or self._meta_dirty:
             records.append((META_KEY, orjson.dumps(self._dump_meta())))
             self._meta_dirty = False
         return records
+
+    def _customer_records(self) -> list[tuple[bytes, bytes]]:
+        """``(key, value)`` of every dirty customer's record (the dirty marks stay)."""
+        return [
+            (str(customer_id).encode(), orjson.dumps(self._dump(self.customers[customer_id])))
+            for customer_id in self.dirty
+            if customer_id in self.customers
+        ]
 
     def load(self, key: bytes, value: bytes) -> None:
         """Restore one record written by :meth:`dump_dirty` (call :meth:`finish_load` after).

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tables import compiled as compiled_module
 from tables.compiled import (
     COMPILED,
     CompiledFixedWindowState,
@@ -217,6 +218,57 @@ def test_a_record_of_the_older_layout_loads_the_same() -> None:
         views.append(_view(state))
         assert [w.closed for _, _, w in state.windows_of(1)] == [True, False]
     assert views[0] == views[1]
+
+
+_fixedcore, _eventcore = compiled_module._fixedcore, compiled_module._eventcore
+_INT64 = st.one_of(st.integers(-(2**63), 2**63 - 1),
+                   st.sampled_from([0, -1, 9, 10, -10, 2**63 - 1, -(2**63)]))
+
+
+def _orjson_records(state: KindState[Any]) -> dict[bytes, bytes]:
+    """The customer records as the Python code writes them: orjson over ``_dump``."""
+    return {str(customer).encode(): orjson.dumps(state._dump(state.customers[customer]))
+            for customer in state.dirty}
+
+
+@SETTINGS
+@given(customer=st.integers(0, 2**63 - 1), offset=_INT64, closed=_INT64, watermark=_INT64,
+       entries=st.lists(st.tuples(*[_INT64] * 7), max_size=5))
+def test_compiled_records_are_the_bytes_orjson_writes(
+        customer: int, offset: int, closed: int, watermark: int,
+        entries: list[tuple[int, ...]]) -> None:
+    """The state records written in C, for any 64-bit values (signs, both extremes)."""
+    windows = _fixedcore.WindowList(offset, closed)
+    windows.set_entries(list({entry[0]: list(entry[:6]) for entry in entries}.values()))
+    events = _eventcore.EventList(offset, closed)
+    events.set_events(sorted([e[0], e[1]] for e in entries))
+    sessions = _eventcore.SessionList(offset)
+    sessions.set_sessions(sorted(list(e) for e in entries))
+    states: list[tuple[KindState[Any], Any]] = [
+        (CompiledFixedWindowState(WindowKind.HOPPING, CONFIG), windows),
+        (CompiledSlidingState(CONFIG), events),
+        (CompiledSessionState(CONFIG), sessions)]
+    for state, customer_state in states:
+        state.customers[customer] = customer_state
+        state.watermark.value = watermark
+        state.dirty.add(customer)
+        expected = _orjson_records(state)
+        assert dict(state._customer_records()) == expected
+        assert len(expected) == 1
+
+
+def test_compiled_records_are_the_bytes_orjson_writes_on_a_stream() -> None:
+    """After every batch of a stream with late events, closes and expiry."""
+    rows = [(customer, START + 37 * SEC * k + customer, 1_000 * k + customer)
+            for k in range(400) for customer in (1, 2, 3) if (k * customer) % 7]
+    rows += [(2, START + 5 * MIN, 55)] * 3  # late by then
+    for _, compiled in _pairs(SHORT):
+        for batch in _batches(rows, [50, 120, 300, 700, 900]):
+            compiled.apply_batch(batch, Outputs())
+            compiled.advance(None, Outputs())
+            expected = _orjson_records(compiled)
+            assert expected
+            assert dict(compiled.dump_dirty()[:-1]) == expected
 
 
 @pytest.mark.parametrize(("kind", "record"), [
