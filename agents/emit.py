@@ -8,6 +8,7 @@ from app.records.outputs import (
     session_records,
     window_result_records,
     window_run_records,
+    window_run_writers,
 )
 from app.topics import TopicNames
 from tables.outputs import Outputs
@@ -28,7 +29,11 @@ def append_outputs(batches: RecordBatches, topics: TopicNames, partition: int,
         batches.to(topics.alerts, partition).extend(alert_records(out.alerts))
     if out.runs or out.results:
         batch = batches.to(topics.window_results, partition)
-        batch.extend(window_run_records(out.runs))
+        if batch.buffer is not None:  # compiled: the encoders write into the batch
+            for writer in window_run_writers(out.runs):
+                batch.write(writer)
+        else:
+            batch.extend(window_run_records(out.runs))
         batch.extend(window_result_records(out.results))
     if out.sessions:
         batches.to(topics.sessions, partition).extend(session_records(out.sessions))

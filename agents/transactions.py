@@ -265,8 +265,7 @@ class Pipeline:
         batches = self._batches()
         for write in writes:
             store_records(write)
-            batches.to(write.changelog, write.partition).extend(
-                (key, value, None) for key, value in write.records)
+            batches.to(write.changelog, write.partition).extend_pairs(write.records)
         sent = await batches.submit()
         # Faust's recovery of a table partition starts after the offset recorded here.
         metadata = await asyncio.gather(*(batch.future for batch in sent))

@@ -10,8 +10,12 @@ not handle (an empty window, an amount or time out of their range) goes through
 agree on every kind of input.
 """
 
+import time
+
+from cpython.bytearray cimport PyByteArray_FromStringAndSize
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from libc.string cimport memcpy
+from libc.stdlib cimport free, realloc
+from libc.string cimport memcpy, memset
 
 cdef enum:
     BUFFER = 1024  # generous: the longest record is about 320 bytes
@@ -126,10 +130,261 @@ cdef inline bint _in_range(object value) noexcept:
     return type(value) is int and 0 <= value < MAX_INT
 
 
-cdef inline tuple _fixed_record(bytes head, bytes middle, bytes bounds, long long end_ms,
-                                long long customer, long long count, long long total,
-                                long long low, long long high):
-    """``(key, value, end)`` of one fixed window whose numbers are in the C code's range."""
+# -- where records go: a list of tuples, or a Kafka record batch being built ------------------
+
+cdef class RecordSink:
+    """Takes encoded records; ``put`` answers False when it is full (a record batch).
+
+    A value length of -1 is a null value (a tombstone).
+    """
+
+    cdef readonly Py_ssize_t count
+
+    cdef bint put(self, const char* key, Py_ssize_t key_length, const char* value,
+                  Py_ssize_t value_length, long long timestamp_ms) except -1:
+        raise NotImplementedError
+
+    cdef bint put_record(self, tuple record) except -1:
+        """Put a ``(key, value, timestamp)`` tuple of bytes (a fallback encoder's)."""
+        key, value, timestamp = record
+        return self.put(<const char*>(<bytes>key), len(<bytes>key),
+                        <const char*>(<bytes>value), len(<bytes>value), timestamp)
+
+
+cdef class RecordList(RecordSink):
+    """Collects ``(key, value, timestamp)`` tuples: what the record generators yield."""
+
+    cdef readonly list records
+
+    def __init__(self):
+        self.records = []
+
+    cdef bint put(self, const char* key, Py_ssize_t key_length, const char* value,
+                  Py_ssize_t value_length, long long timestamp_ms) except -1:
+        self.records.append((PyBytes_FromStringAndSize(key, key_length),
+                             PyBytes_FromStringAndSize(value, value_length)
+                             if value_length >= 0 else None, timestamp_ms))
+        self.count += 1
+        return True
+
+    cdef bint put_record(self, tuple record) except -1:
+        self.records.append(record)
+        self.count += 1
+        return True
+
+
+cdef enum:
+    #: Bytes of a record batch's header (magic 2) before its records.
+    BATCH_HEADER = 61
+    #: Where the CRC-covered part of the header starts (the attributes).
+    CRC_FROM = 21
+
+
+cdef inline unsigned long long _zigzag(long long value) noexcept:
+    return (<unsigned long long>value << 1) ^ <unsigned long long>(value >> 63)
+
+
+cdef inline Py_ssize_t _varint_size(long long value) noexcept:
+    """Bytes of ``value`` as a zig-zag varint (Kafka's record fields)."""
+    cdef unsigned long long z = _zigzag(value)
+    cdef Py_ssize_t n = 1
+    while z >= 0x80:
+        z >>= 7
+        n += 1
+    return n
+
+
+cdef inline char* _varint(char* out, long long value) noexcept:
+    cdef unsigned long long z = _zigzag(value)
+    while z >= 0x80:
+        out[0] = <char>((z & 0x7F) | 0x80)
+        out += 1
+        z >>= 7
+    out[0] = <char>z
+    return out + 1
+
+
+cdef inline void _big_endian(char* out, unsigned long long value, int width) noexcept:
+    cdef int i
+    for i in range(width):
+        out[width - 1 - i] = <char>(value & 0xFF)
+        value >>= 8
+
+
+cdef class RecordBatchBuffer(RecordSink):
+    """A Kafka record batch (magic 2, uncompressed) written straight from C buffers.
+
+    What aiokafka's ``DefaultRecordBatchBuilder`` builds, byte for byte (the tests build
+    both from the same records), without a bytes object, a tuple and a metadata object
+    per record: the encoders below write into it directly. agents/batches.py hands it to
+    the producer inside aiokafka's ``BatchBuilder``, so it answers that builder's
+    ``append``, ``size``, ``build`` and ``set_producer_state``.
+    """
+
+    cdef char* data
+    cdef Py_ssize_t length, capacity, limit
+    cdef long long first_ms, max_ms
+    cdef long long producer_id
+    cdef int producer_epoch, base_sequence
+    cdef bint transactional
+    cdef object _crc32c
+
+    def __cinit__(self):
+        self.data = NULL
+
+    def __init__(self, Py_ssize_t limit, bint transactional=False):
+        """At most ``limit`` bytes, as aiokafka's ``batch_size`` (a first record always fits)."""
+        from aiokafka.record.util import calc_crc32c
+        self._crc32c = calc_crc32c
+        self.limit = limit
+        self.transactional = transactional
+        self.producer_id = -1
+        self.producer_epoch = -1
+        self.base_sequence = 0
+        self._reserve(BATCH_HEADER + 4096)
+        memset(self.data, 0, BATCH_HEADER)
+        self.length = BATCH_HEADER
+
+    def __dealloc__(self):
+        free(self.data)
+
+    cdef int _reserve(self, Py_ssize_t needed) except -1:
+        cdef Py_ssize_t capacity = self.capacity or 4096
+        cdef char* grown
+        if needed <= self.capacity:
+            return 0
+        while capacity < needed:
+            capacity *= 2
+        grown = <char*>realloc(self.data, capacity)
+        if grown == NULL:
+            raise MemoryError()
+        self.data, self.capacity = grown, capacity
+        return 0
+
+    cdef bint _put(self, const char* key, Py_ssize_t key_length, const char* value,
+                   Py_ssize_t value_length, long long timestamp_ms, const char* headers,
+                   Py_ssize_t headers_length, Py_ssize_t header_count) except -1:
+        """Append one record (a length of -1 is null); False if the batch is full."""
+        cdef long long delta = timestamp_ms - self.first_ms if self.count else 0
+        cdef Py_ssize_t body = (1 + _varint_size(delta) + _varint_size(self.count)
+                                + _varint_size(key_length) + _varint_size(value_length)
+                                + _varint_size(header_count) + headers_length)
+        cdef Py_ssize_t size
+        cdef char* out
+        if key_length > 0:
+            body += key_length
+        if value_length > 0:
+            body += value_length
+        size = _varint_size(body) + body
+        if self.count and self.length + size > self.limit:
+            return False
+        self._reserve(self.length + size)
+        if self.count == 0:
+            self.first_ms = self.max_ms = timestamp_ms
+        elif timestamp_ms > self.max_ms:
+            self.max_ms = timestamp_ms
+        out = _varint(self.data + self.length, body)
+        out[0] = 0  # attributes
+        out = _varint(out + 1, delta)
+        out = _varint(out, self.count)  # offset delta: the batch numbers its records
+        out = _varint(out, key_length)
+        if key_length > 0:
+            memcpy(out, key, key_length)
+            out += key_length
+        out = _varint(out, value_length)
+        if value_length > 0:
+            memcpy(out, value, value_length)
+            out += value_length
+        out = _varint(out, header_count)
+        if headers_length:
+            memcpy(out, headers, headers_length)
+            out += headers_length
+        self.length = out - self.data
+        self.count += 1
+        return True
+
+    cdef bint put(self, const char* key, Py_ssize_t key_length, const char* value,
+                  Py_ssize_t value_length, long long timestamp_ms) except -1:
+        return self._put(key, key_length, value, value_length, timestamp_ms, NULL, 0, 0)
+
+    def append(self, long long offset, timestamp, key, value, headers):
+        """``DefaultRecordBatchBuilder.append``: None if the batch is full, else True.
+
+        ``offset`` must be the number of records already appended (the batch numbers its
+        records itself); a None timestamp is the wall clock's.
+        """
+        cdef char prefix[10]
+        cdef Py_ssize_t key_length = -1, value_length = -1
+        cdef const char* key_data = NULL
+        cdef const char* value_data = NULL
+        cdef bytearray encoded = bytearray()
+        cdef bytes key_bytes, value_bytes, header_text
+        if offset != self.count:
+            raise ValueError(f"offset {offset} is not the next record's ({self.count})")
+        if timestamp is None:
+            timestamp = int(time.time() * 1000)
+        if key is not None:
+            key_bytes = bytes(key)
+            key_data, key_length = <const char*>key_bytes, len(key_bytes)
+        if value is not None:
+            value_bytes = bytes(value)
+            value_data, value_length = <const char*>value_bytes, len(value_bytes)
+        for header_key, header_value in headers:
+            name = header_key.encode("utf-8")
+            encoded += prefix[:_varint(prefix, len(name)) - prefix]
+            encoded += name
+            if header_value is None:
+                encoded += prefix[:_varint(prefix, -1) - prefix]
+            else:
+                header_value = bytes(header_value)
+                encoded += prefix[:_varint(prefix, len(header_value)) - prefix]
+                encoded += header_value
+        header_text = bytes(encoded)
+        if not self._put(key_data, key_length, value_data, value_length, timestamp,
+                         <const char*>header_text, len(header_text), len(headers)):
+            return None
+        return True
+
+    def set_producer_state(self, long long producer_id, int producer_epoch,
+                           int base_sequence):
+        """What an idempotent or transactional producer sets before it sends the batch."""
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+        self.base_sequence = base_sequence
+
+    def size(self):
+        """Bytes written so far, header included."""
+        return self.length
+
+    def build(self):
+        """The batch's bytes: the header filled in, CRC-32C over the attributes onward."""
+        cdef char* h = self.data
+        cdef bint empty = self.count == 0
+        _big_endian(h, 0, 8)  # base offset: the broker's
+        _big_endian(h + 8, <unsigned long long>(self.length - 12), 4)
+        _big_endian(h + 12, <unsigned long long>-1, 4)  # partition leader epoch: none
+        h[16] = 2  # magic
+        _big_endian(h + 21, 0x10 if self.transactional else 0, 2)
+        _big_endian(h + 23, <unsigned long long>(0 if empty else self.count - 1), 4)
+        _big_endian(h + 27, <unsigned long long>(-1 if empty else self.first_ms), 8)
+        _big_endian(h + 35, <unsigned long long>(-1 if empty else self.max_ms), 8)
+        _big_endian(h + 43, <unsigned long long>self.producer_id, 8)
+        _big_endian(h + 51, <unsigned long long>self.producer_epoch, 2)
+        _big_endian(h + 53, <unsigned long long>self.base_sequence, 4)
+        _big_endian(h + 57, <unsigned long long>self.count, 4)
+        cdef bytearray batch = PyByteArray_FromStringAndSize(self.data, self.length)
+        cdef unsigned long long crc = self._crc32c(memoryview(batch)[CRC_FROM:])
+        _big_endian(h + 17, crc, 4)
+        batch[17:21] = PyBytes_FromStringAndSize(h + 17, 4)
+        return batch
+
+
+# -- window results --------------------------------------------------------------------------
+
+cdef inline bint _fixed_put(RecordSink out, bytes head, bytes middle, bytes bounds,
+                            long long end_ms, long long customer, long long count,
+                            long long total, long long low, long long high) except -1:
+    """Put one fixed window whose numbers are in the C code's range."""
     cdef char buf[BUFFER]
     cdef char key[24]
     cdef Py_ssize_t key_length = _digits(key, 0, customer)
@@ -139,8 +394,7 @@ cdef inline tuple _fixed_record(bytes head, bytes middle, bytes bounds, long lon
     memcpy(buf + pos, key, key_length)
     pos = _text(buf, pos + key_length, bounds)
     pos = _amounts(buf, pos, count, total, low, high)
-    return (PyBytes_FromStringAndSize(key, key_length),
-            PyBytes_FromStringAndSize(buf, pos), end_ms)
+    return out.put(key, key_length, buf, pos, end_ms)
 
 
 def fixed_run_records(bytes head, bytes middle, bytes bounds, long long end_ms,
@@ -150,55 +404,64 @@ def fixed_run_records(bytes head, bytes middle, bytes bounds, long long end_ms,
     Each record is ``head customer middle customer bounds count,...}``; ``windows`` holds
     ``(customer_id, entry, ...)`` with ``entry = [start, count, total, min, max, ...]``.
     """
-    if len(head) + len(middle) + len(bounds) > FIXED_TEXT:
-        return [fallback(item) for item in windows]
-    records = []
-    append = records.append
+    cdef RecordList out = RecordList()
+    cdef bint direct = len(head) + len(middle) + len(bounds) <= FIXED_TEXT
     for item in windows:
         customer = item[0]
         entry = item[1]
         count, total, low, high = entry[1], entry[2], entry[3], entry[4]
-        if not (_in_range(customer) and _in_range(count) and _in_range(total)
+        if not (direct and _in_range(customer) and _in_range(count) and _in_range(total)
                 and _in_range(low) and _in_range(high)) or count == 0:
-            append(fallback(item))
+            out.put_record(fallback(item))
             continue
-        append(_fixed_record(head, middle, bounds, end_ms, customer, count, total, low,
-                             high))
-    return records
+        _fixed_put(out, head, middle, bounds, end_ms, customer, count, total, low, high)
+    return out.records
 
 
 cdef inline bint _fits(long long value) noexcept:
     return 0 <= value < MAX_INT
 
 
-def fixed_packed_records(bytes head, bytes middle, bytes bounds, long long end_ms,
-                         const long long[::1] values, rows, fallback):
-    """:func:`fixed_run_records` for a run whose windows are packed (tables/_fixedcore's
-    ``PackedRows``): ``values`` holds ``customer, start, count, total, min, max, flags``
-    per window; ``rows[i]`` is window ``i`` as a tuple, for ``fallback``."""
+def fixed_packed_into(bytes head, bytes middle, bytes bounds, long long end_ms,
+                      const long long[::1] values, rows, fallback, RecordSink out,
+                      Py_ssize_t first):
+    """Put the windows of a packed run (tables/_fixedcore's ``PackedRows``) from index
+    ``first`` into ``out``; the index of the first window that did not fit, or -1.
+
+    ``values`` holds ``customer, start, count, total, min, max, flags`` per window;
+    ``rows[i]`` is window ``i`` as a tuple, for ``fallback``.
+    """
     cdef Py_ssize_t i, n = values.shape[0] // 7
     cdef long long customer, count, total, low, high
-    if len(head) + len(middle) + len(bounds) > FIXED_TEXT:
-        return [fallback(row) for row in rows]
-    records = []
-    append = records.append
-    for i in range(n):
+    cdef bint direct = len(head) + len(middle) + len(bounds) <= FIXED_TEXT
+    for i in range(first, n):
         customer = values[7 * i]
         count = values[7 * i + 2]
         total = values[7 * i + 3]
         low = values[7 * i + 4]
         high = values[7 * i + 5]
-        if not (_fits(customer) and _fits(total) and _fits(low) and _fits(high)
+        if not (direct and _fits(customer) and _fits(total) and _fits(low) and _fits(high)
                 and 0 < count < MAX_INT):
-            append(fallback(rows[i]))
-            continue
-        append(_fixed_record(head, middle, bounds, end_ms, customer, count, total, low,
-                             high))
-    return records
+            if not out.put_record(fallback(rows[i])):
+                return i
+        elif not _fixed_put(out, head, middle, bounds, end_ms, customer, count, total, low,
+                            high):
+            return i
+    return -1
 
 
-def sliding_run_records(bytes head, bytes kind_text, long long size, list rows, fallback):
-    """Records of one run of sliding windows: see ``app.outputs.window_run_records``.
+def fixed_packed_records(bytes head, bytes middle, bytes bounds, long long end_ms,
+                         const long long[::1] values, rows, fallback):
+    """:func:`fixed_packed_into` a list: the records as ``(key, value, end)`` tuples."""
+    cdef RecordList out = RecordList()
+    fixed_packed_into(head, middle, bounds, end_ms, values, rows, fallback, out, 0)
+    return out.records
+
+
+def sliding_rows_into(bytes head, bytes kind_text, long long size, list rows, fallback,
+                      RecordSink out, Py_ssize_t first):
+    """Put the windows of a sliding run from index ``first`` into ``out``; the index of the
+    first one that did not fit, or -1. See ``app.outputs.window_run_records``.
 
     ``rows`` holds ``(customer_id, end, count, total, min, max)``; a window is
     ``(end - size, end]``. Each record is ``head customer:start kind_text customer,
@@ -206,18 +469,18 @@ def sliding_run_records(bytes head, bytes kind_text, long long size, list rows, 
     """
     cdef char buf[BUFFER]
     cdef char key[24]
-    cdef Py_ssize_t pos, key_length
+    cdef Py_ssize_t pos, key_length, i
     cdef long long end, start
-    if len(head) + len(kind_text) > FIXED_TEXT or not 0 <= size < MAX_INT:
-        return [fallback(row) for row in rows]
-    records = []
-    append = records.append
-    for row in rows:
+    cdef bint direct = len(head) + len(kind_text) <= FIXED_TEXT and 0 <= size < MAX_INT
+    for i in range(first, len(rows)):
+        row = rows[i]
         customer, end_value, count, total, low, high = row
-        if not (_in_range(customer) and _in_range(end_value) and _in_range(count)
-                and _in_range(total) and _in_range(low) and _in_range(high)) \
+        if not direct or not (_in_range(customer) and _in_range(end_value)
+                              and _in_range(count) and _in_range(total) and _in_range(low)
+                              and _in_range(high)) \
                 or count == 0 or end_value < size or end_value >= MAX_TIME_MS:
-            append(fallback(row))
+            if not out.put_record(fallback(row)):
+                return i
             continue
         end = end_value
         start = end - size
@@ -235,9 +498,43 @@ def sliding_run_records(bytes head, bytes kind_text, long long size, list rows, 
         pos = _time(buf, pos + 9, end)
         memcpy(buf + pos, b'","count":', 10)
         pos = _amounts(buf, pos + 10, count, total, low, high)
-        append((PyBytes_FromStringAndSize(key, key_length),
-                PyBytes_FromStringAndSize(buf, pos), end))
-    return records
+        if not out.put(key, key_length, buf, pos, end):
+            return i
+    return -1
+
+
+def sliding_run_records(bytes head, bytes kind_text, long long size, list rows, fallback):
+    """:func:`sliding_rows_into` a list: the records as ``(key, value, end)`` tuples."""
+    cdef RecordList out = RecordList()
+    sliding_rows_into(head, kind_text, size, rows, fallback, out, 0)
+    return out.records
+
+
+def records_into(list records, RecordSink out, Py_ssize_t first):
+    """Put ``(key, value, timestamp)`` tuples of bytes from index ``first`` into ``out``;
+    the index of the first that did not fit, or -1."""
+    cdef Py_ssize_t i
+    for i in range(first, len(records)):
+        if not out.put_record(records[i]):
+            return i
+    return -1
+
+
+def pairs_into(list records, long long timestamp_ms, RecordSink out, Py_ssize_t first):
+    """Put ``(key, value)`` byte pairs (state records; a None value deletes the key) from
+    index ``first`` into ``out``, all at ``timestamp_ms``; the index of the first that did
+    not fit, or -1."""
+    cdef Py_ssize_t i
+    cdef bytes key
+    for i in range(first, len(records)):
+        key, value = records[i]
+        if value is None:  # a deleted key: a tombstone
+            if not out.put(<const char*>key, len(key), NULL, -1, timestamp_ms):
+                return i
+        elif not out.put(<const char*>key, len(key), <const char*>(<bytes>value),
+                         len(<bytes>value), timestamp_ms):
+            return i
+    return -1
 
 
 # -- parsing: the common valid record --------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from typing import Any
 
@@ -24,6 +24,10 @@ from .money import cents_to_float_exact, format_cents
 from .speedups import COMPILED, speedups
 from .times import format_time, second_text
 
+#: Puts records into a compiled record sink from an index on; returns where it stopped
+#: (the sink was full) or -1 (see :func:`window_run_writers`).
+Writer = Callable[[Any, int], int]
+
 __all__ = [
     "COMPILED",
     "alert_records",
@@ -40,6 +44,7 @@ __all__ = [
     "window_json",
     "window_result_records",
     "window_run_records",
+    "window_run_writers",
 ]
 
 
@@ -134,34 +139,45 @@ def window_run_records(
 
     A fixed run's windows share kind and bounds, so the text around the customer and the
     amounts is written once per run. With the compiled encoders (:data:`COMPILED`), the
-    records come from C; they are the same bytes.
+    records come from C (:func:`window_run_writers`); they are the same bytes.
     """
+    if speedups is None:
+        for run in runs:
+            yield from (_sliding_records(run) if isinstance(run, SlidingRun)
+                        else _fixed_records(run))
+        return
+    for writer in window_run_writers(runs):
+        records = speedups.RecordList()
+        writer(records, 0)
+        yield from records.records
+
+
+def window_run_writers(runs: Iterable[WindowRun | SlidingRun]) -> Iterator[Writer]:
+    """For each run, what puts its records into a compiled record sink (a record batch
+    being built, or a list): ``writer(sink, first)`` puts them from index ``first`` on and
+    returns the index of the first that did not fit, or -1. Only with the compiled module."""
+    assert speedups is not None
     for run in runs:
         if isinstance(run, SlidingRun):
-            if speedups is None:
-                yield from _sliding_records(run)
-            else:
-                yield from speedups.sliding_run_records(
-                    f'{{"result_id":"{run.kind}:'.encode(),
-                    f'","kind":"{run.kind}","customer_id":'.encode(), run.size_ms,
-                    _as_list(run.rows), partial(_one_sliding_record, run))
-        elif speedups is None:
-            yield from _fixed_records(run)
+            yield partial(speedups.sliding_rows_into,
+                          f'{{"result_id":"{run.kind}:'.encode(),
+                          f'","kind":"{run.kind}","customer_id":'.encode(), run.size_ms,
+                          _as_list(run.rows), partial(_one_sliding_record, run))
+            continue
+        kind, start_ms, end_ms = run.kind, run.start_ms, run.end_ms
+        head = f'{{"result_id":"{kind}:'.encode()
+        middle = f':{start_ms}","kind":"{kind}","customer_id":'.encode()
+        bounds = (f',"start":"{format_time(start_ms)}","end":"{format_time(end_ms)}",'
+                  f'"count":').encode()
+        fallback = partial(_one_fixed_record, run)
+        if type(run.windows) is PackedRows:
+            # The compiled core's runs: integers in one buffer, no object per window.
+            yield partial(speedups.fixed_packed_into, head, middle, bounds, end_ms,
+                          memoryview(run.windows),  # type: ignore[arg-type]
+                          run.windows, fallback)
         else:
-            kind, start_ms, end_ms = run.kind, run.start_ms, run.end_ms
-            head = f'{{"result_id":"{kind}:'.encode()
-            middle = f':{start_ms}","kind":"{kind}","customer_id":'.encode()
-            bounds = (f',"start":"{format_time(start_ms)}","end":"{format_time(end_ms)}",'
-                      f'"count":').encode()
-            fallback = partial(_one_fixed_record, run)
-            if type(run.windows) is PackedRows:
-                # The compiled core's runs: integers in one buffer, no object per window.
-                yield from speedups.fixed_packed_records(
-                    head, middle, bounds, end_ms, memoryview(run.windows),  # type: ignore[arg-type]
-                    run.windows, fallback)
-            else:
-                yield from speedups.fixed_run_records(
-                    head, middle, bounds, end_ms, _as_list(run.windows), fallback)
+            yield partial(speedups.records_into, speedups.fixed_run_records(
+                head, middle, bounds, end_ms, _as_list(run.windows), fallback))
 
 
 def _as_list(items: Sequence[Any]) -> list[Any]:

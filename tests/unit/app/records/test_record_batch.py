@@ -1,0 +1,79 @@
+"""The compiled record batch builds what aiokafka's builder builds, byte for byte."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agents.batches import BATCH_BYTES, RecordBatches
+
+speedups = pytest.importorskip("app.records._speedups") if not os.environ.get("CI") else None
+if speedups is None:
+    from app.records import _speedups as speedups
+
+_BYTES = st.one_of(st.none(), st.binary(max_size=300), st.binary(min_size=2000, max_size=3000))
+_HEADERS = st.lists(st.tuples(st.text(max_size=8), st.one_of(st.none(), st.binary(max_size=20))),
+                    max_size=3)
+#: Kafka timestamps are int64: both signs, deltas of every varint length.
+_TIMES = st.one_of(st.integers(-(2**40), 2**45), st.integers(1_700_000_000_000, 1_700_000_100_000))
+
+
+@settings(max_examples=300, deadline=None)
+@given(records=st.lists(st.tuples(_BYTES, _BYTES, _TIMES, _HEADERS), max_size=30),
+       limit=st.sampled_from([200, 3000, 20_000, BATCH_BYTES]),
+       producer=st.tuples(st.integers(-1, 2**40), st.integers(-1, 2**15 - 1),
+                          st.integers(-1, 2**31 - 1)),
+       transactional=st.booleans())
+def test_the_same_bytes_as_aiokafka(records: list[Any], limit: int,
+                                    producer: tuple[int, int, int],
+                                    transactional: bool) -> None:
+    """Appended the same records (until one does not fit), both build the same batch."""
+    theirs = DefaultRecordBatchBuilder(2, 0, int(transactional), -1, -1, 0, limit)
+    ours = speedups.RecordBatchBuffer(limit, transactional)
+    for offset, (key, value, timestamp, headers) in enumerate(records):
+        taken = theirs.append(offset, timestamp, key, value, headers)
+        assert (ours.append(offset, timestamp, key, value, headers) is None) is (taken is None)
+        if taken is None:
+            break
+        assert ours.size() == theirs.size()
+    theirs.set_producer_state(*producer)
+    ours.set_producer_state(*producer)
+    assert ours.build() == theirs.build()
+
+
+def test_a_batch_reads_back_with_its_tombstones_and_headers() -> None:
+    ours = speedups.RecordBatchBuffer(BATCH_BYTES)
+    ours.append(0, 5, b"k", b"v", [("reason", b"why"), ("none", None)])
+    ours.append(1, None, None, None, [])
+    speedups.pairs_into([(b"a", b"1"), (b"b", None)], 7, ours, 0)
+    read = [(r.offset, r.key, r.value, r.headers) for r in DefaultRecordBatch(bytes(ours.build()))]
+    assert read == [(0, b"k", b"v", [("reason", b"why"), ("none", None)]),
+                    (1, None, None, []), (2, b"a", b"1", []), (3, b"b", None, [])]
+    with pytest.raises(ValueError, match="offset 9 is not the next record's"):
+        ours.append(9, 5, b"k", b"v", [])
+
+
+def test_writers_fill_batches_in_order_across_batch_limits() -> None:
+    """A writer stops at a full batch; the rest goes into the next one, in order."""
+    batches = RecordBatches(producer=None)
+    batch = batches.to("window-results", 2)
+    assert batch.buffer is not None
+    value = b"v" * 100_000  # eight fit a 900 kB batch
+    pairs = [(str(n).encode(), value + str(n).encode()) for n in range(20)]
+    batch.append(b"first", b"x", 1, [])
+    batch.write(lambda out, first: speedups.pairs_into(pairs, 42, out, first))
+    batch.extend_pairs(pairs[:3])
+    batch.set_aside()
+    read = [(r.key, r.value, r.timestamp) for _, _, builder, _ in batches._ready
+            for r in DefaultRecordBatch(bytes(builder._build()))]
+    assert [key for key, _, _ in read] == [b"first"] + [k for k, _ in pairs] + [
+        k for k, _ in pairs[:3]]
+    assert [value for _, value, _ in read[1:21]] == [v for _, v in pairs]
+    assert {ts for _, _, ts in read[1:21]} == {42}
+    assert [count for _, _, _, count in batches._ready] == [9, 8, 7]
+    assert [builder.record_count() for _, _, builder, _ in batches._ready] == [9, 8, 7]
