@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
+from aiokafka.record.util import calc_crc32c
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,16 +24,39 @@ _HEADERS = st.lists(st.tuples(st.text(max_size=8), st.one_of(st.none(), st.binar
 _TIMES = st.one_of(st.integers(-(2**40), 2**45), st.integers(1_700_000_000_000, 1_700_000_100_000))
 
 
-@settings(max_examples=300, deadline=None)
+@pytest.mark.parametrize("hardware", [True, False])
+@settings(max_examples=50, deadline=None)
+@given(data=st.binary(max_size=5000))
+def test_crc32c_is_aiokafkas(hardware: bool, data: bytes) -> None:
+    """With the CPU's instruction and without it (lengths not a multiple of 8 included)."""
+    previous = speedups.use_hardware_crc(hardware)
+    try:
+        assert speedups.crc32c(data) == calc_crc32c(data)
+    finally:
+        speedups.use_hardware_crc(previous)
+
+
+@pytest.mark.parametrize("hardware", [True, False])
+@settings(max_examples=150, deadline=None)
 @given(records=st.lists(st.tuples(_BYTES, _BYTES, _TIMES, _HEADERS), max_size=30),
        limit=st.sampled_from([200, 3000, 20_000, BATCH_BYTES]),
        producer=st.tuples(st.integers(-1, 2**40), st.integers(-1, 2**15 - 1),
                           st.integers(-1, 2**31 - 1)),
        transactional=st.booleans())
-def test_the_same_bytes_as_aiokafka(records: list[Any], limit: int,
+def test_the_same_bytes_as_aiokafka(hardware: bool, records: list[Any], limit: int,
                                     producer: tuple[int, int, int],
                                     transactional: bool) -> None:
-    """Appended the same records (until one does not fit), both build the same batch."""
+    """Appended the same records (until one does not fit), both build the same batch,
+    checksum computed with the CPU's instruction or without."""
+    previous = speedups.use_hardware_crc(hardware)
+    try:
+        _build_both(records, limit, producer, transactional)
+    finally:
+        speedups.use_hardware_crc(previous)
+
+
+def _build_both(records: list[Any], limit: int, producer: tuple[int, int, int],
+                transactional: bool) -> None:
     theirs = DefaultRecordBatchBuilder(2, 0, int(transactional), -1, -1, 0, limit)
     ours = speedups.RecordBatchBuffer(limit, transactional)
     for offset, (key, value, timestamp, headers) in enumerate(records):
