@@ -6,6 +6,7 @@ from app.records.outputs import (
     alert_records,
     late_records,
     session_records,
+    session_writer,
     window_result_records,
     window_run_records,
     window_run_writers,
@@ -36,6 +37,10 @@ def append_outputs(batches: RecordBatches, topics: TopicNames, partition: int,
             batch.extend(window_run_records(out.runs))
         batch.extend(window_result_records(out.results))
     if out.sessions:
-        batches.to(topics.sessions, partition).extend(session_records(out.sessions))
+        batch = batches.to(topics.sessions, partition)
+        if batch.buffer is not None:
+            batch.write(session_writer(out.sessions))
+        else:
+            batch.extend(session_records(out.sessions))
     if out.late:
         batches.to(topics.late, partition).extend(late_records(out.late, partition))

@@ -570,6 +570,76 @@ def sliding_run_records(bytes head, bytes kind_text, long long size, list rows, 
     return out.records
 
 
+def session_results_into(list sessions, fallback, RecordSink out, Py_ssize_t first):
+    """Put closed sessions (``SessionResult``) from index ``first`` into ``out``; the index
+    of the first that did not fit, or -1. The text is app/records/outputs.py's
+    ``encode_session``'s; ``fallback(session)`` writes any the C code does not handle."""
+    cdef char buf[BUFFER]
+    cdef char key[24]
+    cdef Py_ssize_t pos, key_length, i
+    cdef long long customer, start, end, count, total, low, high, duration
+    for i in range(first, len(sessions)):
+        session = sessions[i]
+        values = (session.customer_id, session.start_ms, session.end_ms, session.count,
+                  session.total, session.min, session.max)
+        if not (_in_range(values[0]) and _in_range(values[1]) and _in_range(values[2])
+                and _in_range(values[3]) and _in_range(values[4]) and _in_range(values[5])
+                and _in_range(values[6])) or not values[1] <= values[2] < MAX_TIME_MS:
+            if not out.put_record(fallback(session)):
+                return i
+            continue
+        customer, start, end, count, total, low, high = values
+        key_length = _digits(key, 0, customer)
+        memcpy(buf, b'{"session_id":"', 15)
+        memcpy(buf + 15, key, key_length)
+        pos = 15 + key_length
+        buf[pos] = 58  # ':'
+        pos = _digits(buf, pos + 1, start)
+        memcpy(buf + pos, b'","customer_id":', 16)
+        pos += 16
+        memcpy(buf + pos, key, key_length)
+        pos += key_length
+        memcpy(buf + pos, b',"start":"', 10)
+        pos = _time(buf, pos + 10, start)
+        memcpy(buf + pos, b'","end":"', 9)
+        pos = _time(buf, pos + 9, end)
+        memcpy(buf + pos, b'","count":', 10)
+        pos = _digits(buf, pos + 10, count)
+        memcpy(buf + pos, b',"total":', 9)
+        pos = _money(buf, pos + 9, total)
+        memcpy(buf + pos, b',"min":', 7)
+        pos = _money(buf, pos + 7, low)
+        memcpy(buf + pos, b',"max":', 7)
+        pos = _money(buf, pos + 7, high)
+        memcpy(buf + pos, b',"duration":', 12)
+        # Seconds as a float's shortest text: 90.0, 90.5, 90.05, 90.005.
+        duration = end - start
+        pos = _digits(buf, pos + 12, duration // 1000)
+        buf[pos] = 46  # '.'
+        pos = _fraction(buf, pos + 1, duration % 1000)
+        buf[pos] = 125  # '}'
+        if not out.put(key, key_length, buf, pos + 1, end):
+            return i
+    return -1
+
+
+cdef inline Py_ssize_t _fraction(char* buf, Py_ssize_t pos, long long millis) noexcept:
+    """Milliseconds as the digits after a float's point: 0 -> 0, 500 -> 5, 50 -> 05."""
+    if millis == 0:
+        buf[pos] = 48
+        return pos + 1
+    buf[pos] = <char>(48 + millis // 100)
+    pos += 1
+    millis %= 100
+    if millis:
+        buf[pos] = <char>(48 + millis // 10)
+        pos += 1
+        if millis % 10:
+            buf[pos] = <char>(48 + millis % 10)
+            pos += 1
+    return pos
+
+
 def records_into(list records, RecordSink out, Py_ssize_t first):
     """Put ``(key, value, timestamp)`` tuples of bytes from index ``first`` into ``out``;
     the index of the first that did not fit, or -1."""

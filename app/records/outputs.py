@@ -41,6 +41,7 @@ __all__ = [
     "money",
     "money_text",
     "session_records",
+    "session_writer",
     "window_json",
     "window_result_records",
     "window_run_records",
@@ -253,6 +254,18 @@ def session_records(sessions: Iterable[SessionResult]) -> Iterator[tuple[bytes, 
     """``(key, value, timestamp)`` of each closed session's record on ``sessions``."""
     for session in sessions:
         yield str(session.customer_id).encode(), encode_session(session), session.end_ms
+
+
+def session_writer(sessions: Sequence[SessionResult]) -> Writer:
+    """What puts the sessions' records into a compiled record sink (see
+    :func:`window_run_writers`); only with the compiled module."""
+    assert speedups is not None
+    return partial(speedups.session_results_into, _as_list(sessions), _one_session_record)
+
+
+def _one_session_record(session: SessionResult) -> tuple[bytes, bytes, int]:
+    """The Python encoder's record of one session (the compiled one's fallback)."""
+    return next(session_records((session,)))
 
 
 def late_records(late_events: Iterable[LateEvent],

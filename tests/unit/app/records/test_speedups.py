@@ -18,7 +18,7 @@ from app.records import outputs
 from app.records.transaction import Transaction, parse_transaction, parse_transaction_python
 from tables.compiled import COMPILED as COMPILED_KINDS
 from tables.compiled import CompiledFixedWindowState, PackedRows
-from tables.outputs import Outputs, SlidingRun, WindowRun
+from tables.outputs import Outputs, SessionResult, SlidingRun, WindowRun
 from tables.windows import WindowConfig, WindowKind
 
 speedups = pytest.importorskip("app.records._speedups") if not os.environ.get("CI") else None
@@ -91,6 +91,19 @@ def test_window_run_records_use_them_and_agree(
     python = [*outputs._sliding_records(runs[0]),  # type: ignore[arg-type]
               *outputs._fixed_records(runs[1])]  # type: ignore[arg-type]
     assert (outputs.COMPILED, list(outputs.window_run_records(runs))) == (True, python)
+
+
+@given(st.lists(st.tuples(CUSTOMERS, TIMES, st.one_of(st.integers(0, 10**7),
+                                                     st.integers(0, 10**19)), AMOUNTS)))
+def test_sessions(sessions: list[tuple[int, int, int, list[int]]]) -> None:
+    """Durations of every millisecond count, times to year 9999, amounts beyond the C
+    code's range (fallback)."""
+    results = [SessionResult(customer, start, end, *_aggregate(amounts))
+               for customer, start, duration, amounts in sessions
+               for end in [min(start + duration, LAST_MS)]]
+    sink = speedups.RecordList()
+    assert outputs.session_writer(results)(sink, 0) == -1
+    assert sink.records == list(outputs.session_records(results))
 
 
 @pytest.mark.skipif(not COMPILED_KINDS, reason="the compiled window kinds were not built")
