@@ -15,10 +15,15 @@ code does the work.
 """
 
 from cpython.buffer cimport PyBUF_FORMAT
+from cpython.long cimport PyLong_AsLongLong
+from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
+from cython.operator cimport dereference as deref
 from cpython.set cimport PySet_Add
 from libc.stdint cimport int64_t
 from libcpp.deque cimport deque
+from libcpp.map cimport map
 from libcpp.string cimport string
+from libcpp.utility cimport pair
 from libcpp.vector cimport vector
 
 from tables._jsontext cimport key_bytes, put_int, put_ints, text_bytes
@@ -167,6 +172,74 @@ cdef class PackedRows:
         pass
 
 
+cdef struct Entry:
+    PyObject* customer  # a reference owned by the Buckets
+    PyObject* windows  # a WindowList, likewise
+
+
+cdef class Buckets:
+    """Windows due at epoch-aligned times: ``(customer id, WindowList)`` by due time.
+
+    What ``DueQueue`` is to the Python code, in C++: scheduling a window took a Python
+    int for its end, a dict lookup, a tuple and a list append, and closing took them
+    apart again; here it is an append to the bucket's vector (the last one used is kept
+    at hand: the windows of a batch end at a few times). Buckets are taken in due order,
+    items in the order they came, as ``DueQueue`` does.
+    """
+
+    cdef map[int64_t, vector[Entry]] buckets
+    cdef vector[Entry]* last
+    cdef int64_t last_due
+
+    def __cinit__(self):
+        self.last = NULL
+
+    def __dealloc__(self):
+        self.clear()
+
+    cdef void add(self, int64_t due, object customer, object windows):
+        cdef Entry entry
+        if self.last == NULL or self.last_due != due:
+            self.last = &self.buckets[due]
+            self.last_due = due
+        Py_INCREF(customer)
+        Py_INCREF(windows)
+        entry.customer = <PyObject*>customer
+        entry.windows = <PyObject*>windows
+        self.last.push_back(entry)
+
+    cdef void take(self, int64_t due, vector[Entry]& entries):
+        """Append ``entries`` (their references too) at ``due``; ``entries`` is left empty."""
+        cdef vector[Entry]* bucket = &self.buckets[due]
+        if bucket.empty():
+            bucket.swap(entries)
+        else:
+            bucket.insert(bucket.end(), entries.begin(), entries.end())
+            entries.clear()
+
+    def push(self, int64_t due, tuple item):
+        """Schedule ``item``, ``(customer id, WindowList)``, at ``due``."""
+        customer, windows = item
+        self.add(due, customer, <WindowList?>windows)
+
+    def clear(self):
+        """Forget everything."""
+        cdef pair[int64_t, vector[Entry]] bucket
+        for bucket in self.buckets:
+            for entry in bucket.second:
+                Py_DECREF(<object>entry.customer)
+                Py_DECREF(<object>entry.windows)
+        self.buckets.clear()
+        self.last = NULL
+
+    def __len__(self):
+        cdef Py_ssize_t count = 0
+        cdef pair[int64_t, vector[Entry]] bucket
+        for bucket in self.buckets:
+            count += bucket.second.size()
+        return count
+
+
 def apply_batch(state, records, out, dict marks):
     """``FixedWindowState.apply_batch`` over :class:`WindowList` customers (same rules)."""
     cdef dict customers = state.customers
@@ -178,9 +251,7 @@ def apply_batch(state, records, out, dict marks):
     cdef int64_t size = state.size, step = state.step
     cdef bint alerting = state.threshold is not None
     cdef int64_t threshold = state.threshold if alerting else 0
-    cdef object due = state._due
-    cdef dict due_buckets = due.buckets
-    cdef object push_due = due.push
+    cdef Buckets due = <Buckets?>state._due
     cdef list alerts = out.alerts
     cdef int64_t applied = state.offset
     cdef int64_t late_count = 0
@@ -191,7 +262,6 @@ def apply_batch(state, records, out, dict marks):
     cdef Win* w
     cdef Win fresh
     cdef bint late, has_marks = bool(marks)
-    cdef list bucket
     for offset, tx in records:
         if tx is None:
             continue
@@ -253,11 +323,7 @@ def apply_batch(state, records, out, dict marks):
                 fresh.flags = 0
                 windows.wins.insert(windows.wins.begin() + i, fresh)
                 w = &windows.wins[i]
-                bucket = due_buckets.get(end)
-                if bucket is None:
-                    push_due(end, (customer, windows))
-                else:
-                    bucket.append((customer, windows))
+                due.add(end, customer, windows)
             if alerting and w.total > threshold and not w.flags & ALERTED:
                 w.flags |= ALERTED
                 alerts.append(Alert(customer, start, end, w.count, w.total, threshold,
@@ -290,37 +356,48 @@ def close(state, int64_t watermark, out):
     cdef list runs = out.runs
     cdef int64_t size = state.size
     cdef int64_t retention = state.config.retention_ms
-    cdef int64_t end, start, expiry
-    cdef Py_ssize_t i
+    cdef Buckets due = <Buckets?>state._due
+    cdef Buckets expiry = <Buckets?>state._expiry
+    cdef int64_t end, start
+    cdef Py_ssize_t i, k
+    cdef vector[Entry]* entries
     cdef WindowList windows
     cdef Win w
     cdef PackedRows rows
-    push_expiry = state._expiry.push_all
-    for end, bucket in state._due.pop_buckets(watermark):
+    while not due.buckets.empty() and deref(due.buckets.begin()).first <= watermark:
+        end = deref(due.buckets.begin()).first
+        entries = &deref(due.buckets.begin()).second
         start = end - size
         rows = PackedRows()
-        rows.values.reserve(len(bucket) * ROW)
-        for customer, item in bucket:
-            windows = <WindowList>item
+        rows.values.reserve(entries.size() * ROW)
+        for k in range(<Py_ssize_t>entries.size()):
+            windows = <WindowList>deref(entries)[k].windows
             i = windows.find(start)
             if i < 0:
                 continue  # not reached: a window leaves only after it has closed
             w = windows.wins[i]
-            rows.values.push_back(customer)
+            rows.values.push_back(PyLong_AsLongLong(<object>deref(entries)[k].customer))
             rows.values.push_back(w.start)
             rows.values.push_back(w.count)
             rows.values.push_back(w.total)
             rows.values.push_back(w.lo)
             rows.values.push_back(w.hi)
             rows.values.push_back(w.flags)
-            PySet_Add(dirty, customer)
+            PySet_Add(dirty, <object>deref(entries)[k].customer)
         runs.append(WindowRun(kind, start, end, rows))
-        push_expiry(end + retention, bucket)
-    for expiry, bucket in state._expiry.pop_buckets(watermark):
-        start = expiry - retention - size
-        for customer, item in bucket:
-            if (<WindowList>item).remove(start):
-                PySet_Add(dirty, customer)
+        expiry.take(end + retention, deref(entries))  # the references go with them
+        due.buckets.erase(due.buckets.begin())
+        due.last = NULL
+    while not expiry.buckets.empty() and deref(expiry.buckets.begin()).first <= watermark:
+        start = deref(expiry.buckets.begin()).first - retention - size
+        entries = &deref(expiry.buckets.begin()).second
+        for k in range(<Py_ssize_t>entries.size()):
+            if (<WindowList>deref(entries)[k].windows).remove(start):
+                PySet_Add(dirty, <object>deref(entries)[k].customer)
+            Py_DECREF(<object>deref(entries)[k].customer)
+            Py_DECREF(<object>deref(entries)[k].windows)
+        expiry.buckets.erase(expiry.buckets.begin())
+        expiry.last = NULL
 
 
 def dump_records(dict customers, set dirty, int64_t watermark):

@@ -54,6 +54,11 @@ class CompiledFixedWindowState(FixedWindowState):
     copy); close and expiry schedules hold ``(customer id, WindowList)``.
     """
 
+    def __init__(self, kind: WindowKind, config: WindowConfig) -> None:
+        super().__init__(kind, config)
+        self._due = _fixedcore.Buckets()  # type: ignore[assignment]
+        self._expiry = _fixedcore.Buckets()  # type: ignore[assignment]
+
     def apply_batch(self, records: Records, out: Outputs,
                     marks: dict[int, int] | None = None) -> list[int]:
         """:meth:`FixedWindowState.apply_batch`, compiled."""
