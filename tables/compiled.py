@@ -14,6 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from .aggregate import Aggregate
+from .dedupe import Records as CheckedRecords
+from .dedupe import TxIdState
 from .fixed import FixedWindowState
 from .kindstate import Records
 from .outputs import Outputs
@@ -26,16 +28,22 @@ try:
     from . import _eventcore, _fixedcore
 except ImportError:  # installed without a C++ compiler: the Python classes do the work
     _fixedcore = _eventcore = None  # type: ignore[assignment]
+try:
+    from . import _dedupecore
+except ImportError:  # installed without a C compiler
+    _dedupecore = None  # type: ignore[assignment]
 
 __all__ = [
     "COMPILED",
     "CompiledFixedWindowState",
     "CompiledSessionState",
     "CompiledSlidingState",
+    "CompiledTxIdState",
     "PackedRows",
     "fixed_window_state",
     "session_state",
     "sliding_state",
+    "txid_state",
 ]
 
 #: Whether the compiled window kinds are in use.
@@ -175,11 +183,23 @@ class CompiledSessionState(SessionState):
         return state
 
 
+class CompiledTxIdState(TxIdState):
+    """:class:`TxIdState` with its per-record loop and its segment records compiled
+    (``tables/_dedupecore.pyx``): the same rule, entries and records."""
+
+    def apply_batch(self, records: CheckedRecords, out: Outputs) -> CheckedRecords:
+        """:meth:`TxIdState.apply_batch`, compiled."""
+        return _dedupecore.apply_batch(self, records, out)
+
+    def _segment_record(self, tx_ids: list[str]) -> bytes:
+        return _dedupecore.segment_record(tx_ids, self.seen)
+
+
 def use_python_kinds() -> None:
     """From now on the factories give the Python kinds (``python -m bench.core
     --python-kinds`` compares the two in one session)."""
-    global _fixedcore, _eventcore, COMPILED  # the one switch, for measurements
-    _fixedcore = _eventcore = None  # type: ignore[assignment]
+    global _fixedcore, _eventcore, _dedupecore, COMPILED  # the one switch, for measurements
+    _fixedcore = _eventcore = _dedupecore = None  # type: ignore[assignment]
     COMPILED = False
 
 
@@ -202,3 +222,10 @@ def session_state(config: WindowConfig) -> SessionState:
     if _eventcore is None:
         return SessionState(config)
     return CompiledSessionState(config)
+
+
+def txid_state(config: WindowConfig) -> TxIdState:
+    """The compiled duplicate check where built, else the Python one."""
+    if _dedupecore is None:
+        return TxIdState(config)
+    return CompiledTxIdState(config)

@@ -240,17 +240,12 @@ class TxIdState(TableState):
         """
         records: list[tuple[bytes, bytes | None]] = []
         unwritten, self.unwritten = self.unwritten, []
-        get = self.seen.__getitem__
         for start in range(0, len(unwritten), SEGMENT_SIZE):
             tx_ids = unwritten[start:start + SEGMENT_SIZE]
             seq = self._next_segment
             self._next_segment += 1
             self._schedule(seq, tx_ids)
-            # [[tx_id, "0x<entry>"], ...], built in C: hex text, as JSON numbers stop at
-            # 64 bits. A tx_id written twice (rare) is taken once on load.
-            records.append((SEGMENT_PREFIX + b"%d" % seq,
-                            orjson.dumps(list(zip(tx_ids, map(hex, map(get, tx_ids)),
-                                                      strict=True)))))
+            records.append((SEGMENT_PREFIX + b"%d" % seq, self._segment_record(tx_ids)))
         releasable = self._releasable
         for _, bucket in self._segments.pop_buckets(releasable):
             for written, tx_ids in bucket:
@@ -262,6 +257,12 @@ class TxIdState(TableState):
             self._meta_dirty = False
             self._releasable = self.watermark.value
         return records
+
+    def _segment_record(self, tx_ids: list[str]) -> bytes:
+        """``[[tx_id, "0x<entry>"], ...]`` of ``tx_ids``: hex text, as JSON numbers stop at
+        64 bits. A tx_id written twice (rare) is taken once on load."""
+        get = self.seen.__getitem__
+        return orjson.dumps(list(zip(tx_ids, map(hex, map(get, tx_ids)), strict=True)))
 
     def load(self, key: bytes, value: bytes) -> None:
         """Restore one record written by :meth:`dump_dirty` (call :meth:`finish_load` after).

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .compiled import fixed_window_state, session_state, sliding_state
-from .dedupe import TXIDS, TxIdState
+from .compiled import fixed_window_state, session_state, sliding_state, txid_state
+from .dedupe import TXIDS
 from .fixed import FixedWindowState
 from .kindstate import KindState, Records
 from .outputs import LateEvent, Outputs, TransactionLike
@@ -49,7 +49,7 @@ class PartitionState:
             raise ValueError(message)
         self._states = tuple(self.kinds.values())
         self._others = tuple(state for state in self._states if state is not self.tumbling)
-        self.txids = TxIdState(config)
+        self.txids = txid_state(config)
         #: Every table's state by table name, the duplicate check's last (it is written
         #: last in a flush, see :class:`~tables.dedupe.TxIdState`).
         self.tables: dict[str, TableState] = {**self.kinds, TXIDS: self.txids}

@@ -306,8 +306,9 @@ def _few_events() -> tuple[Any, ...]:
     """A few events through a whole partition: its kinds' class names, results, sessions."""
     state = PartitionState(0, CONFIG)
     out = state.apply([(0, Tx("a", 1, 700, at("14:01"))), (1, Tx("b", 2, 300, at("14:03"))),
-                       (2, Tx("c", 1, 250, at("14:20")))])
-    return (sorted({type(kind).__name__ for kind in state.kinds.values()}),
+                       (2, Tx("a", 1, 700, at("14:01"))),  # a duplicate: skipped
+                       (3, Tx("c", 1, 250, at("14:20")))])
+    return (sorted({type(table).__name__ for table in state.tables.values()}),
             [(r.kind, r.customer_id, r.start_ms, r.count, r.total) for r in out.window_results()],
             [(r.customer_id, r.start_ms, r.end_ms, r.total) for r in out.sessions])
 
@@ -318,6 +319,7 @@ def test_without_the_extensions_the_python_kinds_do_the_work() -> None:
     script = """
 import sys
 sys.modules["tables._fixedcore"] = sys.modules["tables._eventcore"] = None
+sys.modules["tables._dedupecore"] = None
 from tables.compiled import COMPILED
 from tests.unit.tables.test_compiled_kinds import _few_events
 print(repr((COMPILED, *_few_events())))
@@ -325,7 +327,9 @@ print(repr((COMPILED, *_few_events())))
     python = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             check=True, cwd=ROOT).stdout.strip()
     names, results, sessions = _few_events()
-    assert names == ["CompiledFixedWindowState", "CompiledSessionState", "CompiledSlidingState"]
+    assert names == ["CompiledFixedWindowState", "CompiledSessionState", "CompiledSlidingState",
+                     "CompiledTxIdState"]
     assert len(results) == 14 and len(sessions) == 2  # 1 + 1 tumbling, 5 + 5 hopping, 1 + 1 sliding
-    assert python == repr((False, ["FixedWindowState", "SessionState", "SlidingState"],
+    assert python == repr((False, ["FixedWindowState", "SessionState", "SlidingState",
+                                   "TxIdState"],
                            results, sessions))
