@@ -20,6 +20,7 @@ from libcpp.queue cimport priority_queue
 from libcpp.string cimport string
 from libcpp.vector cimport vector
 
+from tables._fixedcore cimport PackedRows
 from tables._jsontext cimport key_bytes, put_int, put_ints, text_bytes
 
 from tables.outputs import SessionResult, SlidingRun
@@ -177,7 +178,8 @@ def sliding_close(state, int64_t watermark, out):
     cdef TimeHeap due = <TimeHeap?>state._due
     cdef TimeHeap expiry = <TimeHeap?>state._expiry
     cdef set dirty = state.dirty
-    cdef list rows = []
+    # (customer, end, count, total, min, max) per window, read as that tuple.
+    cdef PackedRows rows = PackedRows(6, True)
     cdef EventList events
     cdef int64_t customer_id, popped_at, end, finalized, total, lo, hi, cents
     cdef Py_ssize_t i, j, k, n, first, keep
@@ -209,13 +211,18 @@ def sliding_close(state, int64_t watermark, out):
                     lo = cents
                 if cents > hi:
                     hi = cents
-            rows.append((customer_id, end, j - first, total, lo, hi))
+            rows.values.push_back(customer_id)
+            rows.values.push_back(end)
+            rows.values.push_back(j - first)
+            rows.values.push_back(total)
+            rows.values.push_back(lo)
+            rows.values.push_back(hi)
             finalized = end
             i = j
         if finalized != events.finalized:
             events.finalized = finalized
             PySet_Add(dirty, key)
-    if rows:
+    if rows.values.size():
         out.runs.append(SlidingRun(state.kind, size, rows))
     while expiry.pop_next(watermark, &popped_at, &customer_id):
         key = customer_id  # boxed once: the lookup and the dirty mark

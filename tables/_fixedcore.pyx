@@ -117,38 +117,42 @@ cdef class WindowList:
         return True
 
 
-#: Integers per row of :class:`PackedRows`.
+#: Integers per fixed window in :class:`PackedRows`.
 DEF ROW = 7
 
 
 cdef class PackedRows:
-    """The windows of one run of results: ``(customer, start, count, total, min, max,
-    flags)`` per window as 64-bit integers in one C array.
+    """The windows of one run of results as 64-bit integers in one C array, ``width`` per
+    window (declared in _fixedcore.pxd: tables/_eventcore.pyx fills them too).
 
-    A ``WindowRun``'s ``windows``: it reads as a sequence of ``(customer_id, entry,
-    None)`` like the Python class's, and exposes its integers as a buffer, from which the
-    compiled encoder (app/records/_speedups.pyx) writes the records without a Python
-    object per window.
+    Fixed windows (``width`` 7): ``(customer, start, count, total, min, max, flags)``,
+    read as ``(customer_id, entry, None)`` like a Python ``WindowRun``'s windows. Sliding
+    windows (``flat``, ``width`` 6): ``(customer, end, count, total, min, max)``, read as
+    that tuple, like a Python ``SlidingRun``'s rows. The integers are exposed as a
+    buffer, from which the compiled encoders (app/records/_speedups.pyx) write the
+    records without a Python object per window.
     """
 
-    cdef vector[int64_t] values
-    cdef Py_ssize_t shape[1]
-    cdef Py_ssize_t strides[1]
+    def __init__(self, Py_ssize_t width=ROW, bint flat=False):
+        self.width = width
+        self.flat = flat
 
     def __len__(self):
-        return self.values.size() // ROW
+        return self.values.size() // self.width
 
     def __getitem__(self, Py_ssize_t index):
-        cdef Py_ssize_t n = self.values.size() // ROW
+        cdef Py_ssize_t n = self.values.size() // self.width
         if index < 0:
             index += n
         if not 0 <= index < n:
             raise IndexError("row index out of range")
-        cdef int64_t* row = &self.values[index * ROW]
-        return row[0], (row[1], row[2], row[3], row[4], row[5], row[6]), None
+        cdef int64_t* row = &self.values[index * self.width]
+        if self.flat:
+            return tuple([row[i] for i in range(self.width)])
+        return row[0], tuple([row[i] for i in range(1, self.width)]), None
 
     def __iter__(self):
-        for index in range(self.values.size() // ROW):
+        for index in range(self.values.size() // self.width):
             yield self[index]
 
     def __getbuffer__(self, Py_buffer* buffer, int flags):

@@ -83,7 +83,8 @@ class SlidingRun:
 
     kind: str
     size_ms: int
-    rows: list[tuple[int, int, int, int, int, int]]
+    #: A list, or the compiled core's packed rows (read as the same tuples).
+    rows: Sequence[tuple[int, int, int, int, int, int]]
 
     def __len__(self) -> int:
         return len(self.rows)

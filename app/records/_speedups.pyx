@@ -518,6 +518,30 @@ def fixed_packed_records(bytes head, bytes middle, bytes bounds, long long end_m
     return out.records
 
 
+cdef inline bint _sliding_put(RecordSink out, bytes head, bytes kind_text, long long size,
+                              long long customer, long long end, long long count,
+                              long long total, long long low, long long high) except -1:
+    """Put one sliding window whose numbers are in the C code's range."""
+    cdef char buf[BUFFER]
+    cdef char key[24]
+    cdef long long start = end - size
+    cdef Py_ssize_t key_length = _digits(key, 0, customer)
+    cdef Py_ssize_t pos = _text(buf, 0, head)
+    memcpy(buf + pos, key, key_length)
+    buf[pos + key_length] = 58  # ':'
+    pos = _digits(buf, pos + key_length + 1, start)
+    pos = _text(buf, pos, kind_text)
+    memcpy(buf + pos, key, key_length)
+    pos += key_length
+    memcpy(buf + pos, b',"start":"', 10)
+    pos = _time(buf, pos + 10, start)
+    memcpy(buf + pos, b'","end":"', 9)
+    pos = _time(buf, pos + 9, end)
+    memcpy(buf + pos, b'","count":', 10)
+    pos = _amounts(buf, pos + 10, count, total, low, high)
+    return out.put(key, key_length, buf, pos, end)
+
+
 def sliding_rows_into(bytes head, bytes kind_text, long long size, list rows, fallback,
                       RecordSink out, Py_ssize_t first):
     """Put the windows of a sliding run from index ``first`` into ``out``; the index of the
@@ -527,38 +551,39 @@ def sliding_rows_into(bytes head, bytes kind_text, long long size, list rows, fa
     ``(end - size, end]``. Each record is ``head customer:start kind_text customer,
     "start":..,"end":..,"count":...}``.
     """
-    cdef char buf[BUFFER]
-    cdef char key[24]
-    cdef Py_ssize_t pos, key_length, i
-    cdef long long end, start
+    cdef Py_ssize_t i
     cdef bint direct = len(head) + len(kind_text) <= FIXED_TEXT and 0 <= size < MAX_INT
     for i in range(first, len(rows)):
         row = rows[i]
-        customer, end_value, count, total, low, high = row
-        if not direct or not (_in_range(customer) and _in_range(end_value)
-                              and _in_range(count) and _in_range(total) and _in_range(low)
-                              and _in_range(high)) \
-                or count == 0 or end_value < size or end_value >= MAX_TIME_MS:
+        customer, end, count, total, low, high = row
+        if not direct or not (_in_range(customer) and _in_range(end) and _in_range(count)
+                              and _in_range(total) and _in_range(low) and _in_range(high)) \
+                or count == 0 or end < size or end >= MAX_TIME_MS:
             if not out.put_record(fallback(row)):
                 return i
-            continue
-        end = end_value
-        start = end - size
-        key_length = _digits(key, 0, customer)
-        pos = _text(buf, 0, head)
-        memcpy(buf + pos, key, key_length)
-        buf[pos + key_length] = 58  # ':'
-        pos = _digits(buf, pos + key_length + 1, start)
-        pos = _text(buf, pos, kind_text)
-        memcpy(buf + pos, key, key_length)
-        pos += key_length
-        memcpy(buf + pos, b',"start":"', 10)
-        pos = _time(buf, pos + 10, start)
-        memcpy(buf + pos, b'","end":"', 9)
-        pos = _time(buf, pos + 9, end)
-        memcpy(buf + pos, b'","count":', 10)
-        pos = _amounts(buf, pos + 10, count, total, low, high)
-        if not out.put(key, key_length, buf, pos, end):
+        elif not _sliding_put(out, head, kind_text, size, customer, end, count, total, low,
+                              high):
+            return i
+    return -1
+
+
+def sliding_packed_into(bytes head, bytes kind_text, long long size,
+                        const long long[::1] values, rows, fallback, RecordSink out,
+                        Py_ssize_t first):
+    """:func:`sliding_rows_into` for a run whose rows are packed (the compiled core's
+    ``PackedRows``, six integers per window); ``rows[i]`` is row ``i`` as a tuple."""
+    cdef Py_ssize_t i, n = values.shape[0] // 6
+    cdef long long customer, end, count, total, low, high
+    cdef bint direct = len(head) + len(kind_text) <= FIXED_TEXT and 0 <= size < MAX_INT
+    for i in range(first, n):
+        customer, end, count = values[6 * i], values[6 * i + 1], values[6 * i + 2]
+        total, low, high = values[6 * i + 3], values[6 * i + 4], values[6 * i + 5]
+        if not (direct and _fits(customer) and _fits(total) and _fits(low) and _fits(high)
+                and 0 < count < MAX_INT and size <= end < MAX_TIME_MS):
+            if not out.put_record(fallback(rows[i])):
+                return i
+        elif not _sliding_put(out, head, kind_text, size, customer, end, count, total, low,
+                              high):
             return i
     return -1
 

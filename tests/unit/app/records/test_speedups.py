@@ -17,7 +17,7 @@ from app.exceptions import InvalidRecord
 from app.records import outputs
 from app.records.transaction import Transaction, parse_transaction, parse_transaction_python
 from tables.compiled import COMPILED as COMPILED_KINDS
-from tables.compiled import CompiledFixedWindowState, PackedRows
+from tables.compiled import CompiledFixedWindowState, CompiledSlidingState, PackedRows
 from tables.outputs import Outputs, SessionResult, SlidingRun, WindowRun
 from tables.windows import WindowConfig, WindowKind
 
@@ -191,6 +191,32 @@ def _python(value: bytes | None, key: bytes | None) -> Transaction | None:
         return parse_transaction_python(value, key)
     except InvalidRecord:
         return None
+
+
+@pytest.mark.skipif(not COMPILED_KINDS, reason="the compiled window kinds were not built")
+@given(st.lists(st.tuples(CUSTOMERS, st.lists(st.one_of(st.integers(1, 10**9),
+                                                         st.integers(10**17, 2**61)),
+                                               min_size=1, max_size=4)),
+                max_size=6, unique_by=lambda events: events[0]))
+def test_packed_sliding_runs_of_the_compiled_core_agree(
+        events: list[tuple[int, list[int]]]) -> None:
+    """The compiled sliding windows' runs are packed too; their records are the Python
+    encoder's, amounts beyond the C code's range included (fallback)."""
+    state = CompiledSlidingState(WindowConfig())
+    start = 1_773_300_000_000
+    for customer, amounts in events:
+        rows = [[start + 1_000 * k, cents] for k, cents in enumerate(amounts)]
+        state.load(str(customer).encode(), orjson.dumps({"o": 1, "f": 0, "e": rows}))
+    state.finish_load()
+    out = Outputs()
+    state._close(start + 3_600_000, out)
+    assert [type(run.rows) for run in out.runs] == [PackedRows] * (1 if events else 0)
+    plain = [SlidingRun(run.kind, run.size_ms, list(run.rows))  # type: ignore[union-attr]
+             for run in out.runs]
+    python = [record for run in plain for record in outputs._sliding_records(run)]
+    assert len(python) == sum(len(amounts) for _, amounts in events)
+    assert list(outputs.window_run_records(out.runs)) == python
+
 
 
 @given(_records())
