@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from app.exceptions import InvalidRecord
@@ -192,3 +192,25 @@ def test_without_a_bound_any_accepted_time_passes() -> None:
     decoded = Decoder(None).decode([_valid(1, 4_102_444_799_000)], 0, pytest.fail)
     assert decoded[0][1] is not None
     assert not math.isnan(decoded[0][1].event_time_ms)
+
+
+@settings(max_examples=200, deadline=None)
+@given(batch=st.lists(st.one_of(hostile_objects(), st.integers(0, 2**45).map(
+           lambda ms: (_valid(0, ms).value, b"7"))), max_size=12),
+       bound=st.sampled_from([None, 300_000, 0]))
+@example(batch=[(_valid(0, 1_773_324_225_000 + 10**9).value, b"7"), (b"{}", b"7")],
+         bound=300_000)  # a valid record too far ahead, then an invalid one
+def test_the_compiled_batch_loop_decides_as_the_python_loop(
+        batch: list[tuple[bytes, bytes | None]], bound: int | None) -> None:
+    """The compiled loop over a batch (common valid records) and the Python decoder (the
+    rest) give what the Python loop alone gives: the same transactions, the same rejects
+    with the same reasons, in order."""
+    records = [Record(offset, key, value) for offset, (value, key) in enumerate(batch)]
+    wall = 1_773_324_225_000
+    results = []
+    for decoder in (Decoder(bound), Decoder(bound, parse=lambda v, k: parse_transaction(v, k))):
+        rejected: list[tuple[int, str]] = []
+        decoded = decoder.decode(records, wall, lambda record, reason, seen=rejected:
+                                 seen.append((record.offset, reason)))
+        results.append((decoded, rejected))
+    assert results[0] == results[1]
