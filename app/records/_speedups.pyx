@@ -694,12 +694,14 @@ def pairs_into(list records, long long timestamp_ms, RecordSink out, Py_ssize_t 
 
 # -- parsing: the common valid record --------------------------------------------------------
 
+from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.math cimport rint, isfinite
 from libc.string cimport memcmp
 
 cdef object _loads = None
 cdef object _make = None
 cdef object _currency = None
+cdef bytes _currency_bytes = None
 cdef long long _min_event_ms = 0
 cdef long long _max_event_ms = 0
 cdef long long _max_amount_cents = 0
@@ -712,31 +714,23 @@ def configure_parse(loads, make, str currency, long long min_event_ms, long long
                     Py_ssize_t max_tx_id_length):
     """Set what :func:`parse` needs from app/records/transaction.py (which calls this at import)."""
     global _loads, _make, _currency, _min_event_ms, _max_event_ms, _max_amount_cents
-    global _max_customer_id, _max_tx_id_length
+    global _max_customer_id, _max_tx_id_length, _currency_bytes
     _loads, _make, _currency = loads, make, currency
+    # The layout _scan reads has the currency as plain ASCII between quotes.
+    _currency_bytes = currency.encode() if currency.isascii() and currency.isalnum() else None
     _min_event_ms, _max_event_ms = min_event_ms, max_event_ms
     _max_amount_cents, _max_customer_id = max_amount_cents, max_customer_id
     _max_tx_id_length = max_tx_id_length
 
 
-cdef inline int _digit(str text, Py_ssize_t i) except -2:
-    cdef Py_UCS4 c = text[i]
-    cdef int code = <int>c
-    if code < 48 or code > 57:
-        return -1
-    return code - 48
-
-
-cdef inline long long _number(str text, Py_ssize_t start, Py_ssize_t length) except -2:
-    """The decimal digits of ``text[start:start + length]``, or -1 if one is not a digit."""
+cdef inline long long _number(const char* text, Py_ssize_t length) noexcept:
+    """The decimal digits of ``text[:length]``, or -1 if one is not a digit."""
     cdef long long value = 0
-    cdef int digit
     cdef Py_ssize_t i
-    for i in range(start, start + length):
-        digit = _digit(text, i)
-        if digit < 0:
+    for i in range(length):
+        if not 48 <= text[i] <= 57:
             return -1
-        value = value * 10 + digit
+        value = value * 10 + (text[i] - 48)
     return value
 
 
@@ -744,22 +738,21 @@ cdef inline bint _leap(long long year) noexcept:
     return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
-cdef long long _iso_ms(str text) except -2:
+cdef long long _iso_ms_chars(const char* text, Py_ssize_t length) noexcept:
     """Epoch ms of ``YYYY-MM-DDTHH:MM:SSZ`` or ``YYYY-MM-DDTHH:MM:SS.fffZ``; -1 otherwise."""
-    cdef Py_ssize_t length = len(text)
     cdef long long year, month, day, hour, minute, second, millis = 0, days, y, era, yoe, doy
     cdef long long mp
     if length != 20 and length != 24:
         return -1
-    if (text[4] != "-" or text[7] != "-" or text[10] != "T" or text[13] != ":"
-            or text[16] != ":" or text[length - 1] != "Z"):
+    if (text[4] != b"-" or text[7] != b"-" or text[10] != b"T" or text[13] != b":"
+            or text[16] != b":" or text[length - 1] != b"Z"):
         return -1
-    year, month, day = _number(text, 0, 4), _number(text, 5, 2), _number(text, 8, 2)
-    hour, minute, second = _number(text, 11, 2), _number(text, 14, 2), _number(text, 17, 2)
+    year, month, day = _number(text, 4), _number(text + 5, 2), _number(text + 8, 2)
+    hour, minute, second = _number(text + 11, 2), _number(text + 14, 2), _number(text + 17, 2)
     if length == 24:
-        if text[19] != ".":
+        if text[19] != b".":
             return -1
-        millis = _number(text, 20, 3)
+        millis = _number(text + 20, 3)
     if (year < 0 or month < 1 or month > 12 or day < 1 or hour < 0 or hour > 23
             or minute < 0 or minute > 59 or second < 0 or second > 59 or millis < 0):
         return -1
@@ -776,6 +769,95 @@ cdef long long _iso_ms(str text) except -2:
     doy = (153 * mp + 2) // 5 + day - 1
     days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
     return ((days * 24 + hour) * 60 + minute) * 60000 + second * 1000 + millis
+
+
+cdef long long _iso_ms(str text) except -2:
+    """:func:`_iso_ms_chars` of a str (-1 if it is not ASCII)."""
+    if not text.isascii():
+        return -1
+    cdef bytes ascii = text.encode("ascii")
+    return _iso_ms_chars(ascii, len(ascii))
+
+
+cdef inline Py_ssize_t _expect(const char* data, Py_ssize_t n, Py_ssize_t pos,
+                               const char* text, Py_ssize_t length) noexcept:
+    """``pos + length`` if ``data[pos:]`` starts with ``text``, else -1."""
+    if pos < 0 or pos + length > n or memcmp(data + pos, text, length) != 0:
+        return -1
+    return pos + length
+
+
+cdef object _scan(bytes value, bytes key):
+    """The Transaction of a record in exactly the layout txstream's producers write
+    (``{"tx_id":"..","customer_id":N,"amount":N.NN,"currency":"PLN","event_time":".."}``,
+    compact, printable ASCII, no escapes) when it is valid; None for anything else, which
+    :func:`parse` then reads with orjson. Each accepted value is what the Python rules
+    make of it (tests/unit/app/records/test_speedups.py compares them)."""
+    cdef const char* data = value
+    cdef Py_ssize_t n = len(value), pos, start, digits, tx_start, tx_length
+    cdef long long customer, whole, cents, event_ms
+    pos = _expect(data, n, 0, b'{"tx_id":"', 10)
+    if pos < 0:
+        return None
+    start = pos
+    while pos < n and 32 <= <unsigned char>data[pos] <= 126 and data[pos] != 34 \
+            and data[pos] != 92:
+        pos += 1
+    if not 0 < pos - start <= _max_tx_id_length:
+        return None
+    tx_start, tx_length = start, pos - start
+    pos = _expect(data, n, pos, b'","customer_id":', 16)
+    if pos < 0:
+        return None
+    start = pos
+    while pos < n and 48 <= data[pos] <= 57:
+        pos += 1
+    digits = pos - start
+    if not 0 < digits <= 18 or data[start] == 48:  # no leading zero; 19 digits: orjson's
+        return None
+    customer = _number(data + start, digits)
+    if not 0 < customer <= _max_customer_id or len(key) != digits \
+            or memcmp(<const char*>key, data + start, digits) != 0:
+        return None
+    pos = _expect(data, n, pos, b',"amount":', 10)
+    if pos < 0:
+        return None
+    start = pos
+    while pos < n and 48 <= data[pos] <= 57:
+        pos += 1
+    digits = pos - start
+    if not 0 < digits <= 9 or (data[start] == 48 and digits > 1):
+        return None
+    whole = _number(data + start, digits)
+    if pos < n and data[pos] == 46:  # '.': a float with one or two decimals
+        if pos + 1 < n and 48 <= data[pos + 1] <= 57:
+            cents = whole * 100 + (data[pos + 1] - 48) * 10
+            pos += 2
+            if pos < n and 48 <= data[pos] <= 57:
+                cents += data[pos] - 48
+                pos += 1
+        else:
+            return None
+        if not 0 < cents <= _max_amount_cents:
+            return None
+    elif 0 < whole <= _max_amount_cents // 100:  # an int
+        cents = whole * 100
+    else:
+        return None
+    pos = _expect(data, n, pos, b',"currency":"', 13)
+    if pos < 0 or _currency_bytes is None:
+        return None
+    pos = _expect(data, n, pos, <const char*>_currency_bytes, len(_currency_bytes))
+    pos = _expect(data, n, pos, b'","event_time":"', 16)
+    if pos < 0 or (n - pos != 22 and n - pos != 26):
+        return None
+    if _expect(data, n, n - 2, b'"}', 2) < 0:
+        return None
+    event_ms = _iso_ms_chars(data + pos, n - 2 - pos)
+    if not _min_event_ms <= event_ms < _max_event_ms:
+        return None
+    return _make(PyUnicode_DecodeASCII(data + tx_start, tx_length, NULL), customer, cents,
+                 _currency, event_ms)
 
 
 def decode_common(list records, long long latest_ms):
@@ -815,6 +897,9 @@ cpdef parse(value, key):
     cdef Py_ssize_t n
     if type(value) is not bytes or type(key) is not bytes:
         return None
+    tx = _scan(value, key)
+    if tx is not None:
+        return tx
     try:
         obj = _loads(value)
     except Exception:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime
@@ -14,8 +15,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.exceptions import InvalidRecord
-from app.records import outputs
-from app.records.transaction import Transaction, parse_transaction, parse_transaction_python
+from app.records import outputs, transaction
+from app.records.transaction import (
+    Transaction,
+    encode_transaction,
+    parse_transaction,
+    parse_transaction_python,
+)
 from tables.compiled import COMPILED as COMPILED_KINDS
 from tables.compiled import CompiledFixedWindowState, CompiledSlidingState, PackedRows
 from tables.outputs import Outputs, SessionResult, SlidingRun, WindowRun
@@ -239,6 +245,74 @@ def test_parse_takes_every_common_valid_record(customer: int, cents: int, moment
     compiled = speedups.parse(value, key)
     assert (compiled, parse_transaction(value, key)) == (_python(value, key),) * 2
     assert compiled is not None
+
+
+#: Texts of the producers' layout, right and wrong on purpose.
+_LAYOUT_AMOUNTS = st.one_of(
+    st.sampled_from(["0", "0.0", "0.00", "00.5", "1.", "1.5", "1.05", "1.50", "1.005",
+                     "0.01", "10000000", "10000001", "9999999.99", "10000000.0",
+                     "10000000.01", "123456789.99", "1e2", "-1", "1.5e1", "01", "1.x"]),
+    st.integers(1, 10**8).map(str),
+    st.builds(lambda w, f: f"{w}.{f}", st.integers(0, 10**7), st.integers(0, 99)),
+    st.builds(lambda w, f: f"{w}.{f:02d}", st.integers(0, 10**7), st.integers(0, 99)))
+_LAYOUT_CUSTOMERS = st.one_of(
+    st.sampled_from(["0", "01", "7", "999999999999999999", "1000000000000000000",
+                     "9223372036854775807", "9223372036854775808", "-3", "3.0"]),
+    st.integers(1, 10**12).map(str))
+_LAYOUT_TX_IDS = st.one_of(
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), min_size=0,
+            max_size=130),
+    st.sampled_from(["a", "x" * 128, "x" * 129, "quote\\\"d", "back\\\\slash", "tab\\t",
+                     "caf\\u00e9"]))
+_LAYOUT_TIMES = st.one_of(
+    st.builds(_iso, _DATE_TIMES, st.booleans()),
+    st.sampled_from(["2024-02-29T00:00:00Z", "2023-02-29T00:00:00Z", "2026-04-31T00:00:00Z",
+                     "1999-12-31T23:59:59.999Z", "2000-01-01T00:00:00Z",
+                     "2100-01-01T00:00:00Z", "2099-12-31T23:59:59.999Z",
+                     "2026-03-12T14:03:45.12Z", "2026-03-12T14:03:45+00:00",
+                     "2026-03-12 14:03:45Z", "2026-03-12T24:00:00Z"]))
+
+
+@given(_LAYOUT_TX_IDS, _LAYOUT_CUSTOMERS, _LAYOUT_AMOUNTS,
+       st.sampled_from(["PLN", "pln", "PLNX", "EUR", ""]), _LAYOUT_TIMES,
+       st.sampled_from(["same", "other", "none", "padded"]),
+       st.sampled_from(["", " ", "}", ',"extra":1']))
+def test_parse_of_the_producers_layout_is_the_python_rules(
+        tx_id: str, customer: str, amount: str, currency: str, event_time: str, key_kind: str,
+        tail: str) -> None:
+    """The records txstream's producers write are read without orjson (``_scan``); each one,
+    valid or broken anywhere, gives what the Python rules give, or is left to them."""
+    value = (f'{{"tx_id":"{tx_id}","customer_id":{customer},"amount":{amount},'
+             f'"currency":"{currency}","event_time":"{event_time}"}}{tail}').encode()
+    key = {"same": customer.encode(), "other": b"8", "none": None,
+           "padded": b"0" + customer.encode()}[key_kind]
+    compiled = speedups.parse(value, key)
+    python = _python(value, key)
+    assert compiled is None or compiled == python
+    if python is not None and key_kind == "same" and not tail and len(customer) <= 18 \
+            and "\\" not in tx_id and len(event_time) in (20, 24) \
+            and re.fullmatch(r"(0|[1-9][0-9]*)(\.[0-9]{1,2})?", amount):
+        assert compiled == python  # the common record is taken, not left to Python
+
+
+def test_parse_reads_the_producers_layout_without_orjson() -> None:
+    """The layout reader is the path taken for a record as the producers write it."""
+    value = encode_transaction(Transaction("tx-1", 12345, 12345, "PLN", 1_773_324_225_120))
+    limits = (transaction.CURRENCY, transaction.MIN_EVENT_TIME_MS,
+              transaction.MAX_EVENT_TIME_MS, transaction.MAX_AMOUNT_CENTS,
+              transaction.MAX_CUSTOMER_ID, transaction.MAX_TX_ID_LENGTH)
+    try:
+        # With a loads that fails, only the layout reader can take the record.
+        speedups.configure_parse(_no_loads, Transaction, *limits)
+        assert speedups.parse(value, b"12345") == Transaction(
+            "tx-1", 12345, 12345, "PLN", 1_773_324_225_120)
+        assert speedups.parse(value.replace(b'":', b'": '), b"12345") is None
+    finally:
+        speedups.configure_parse(orjson.loads, Transaction, *limits)
+
+
+def _no_loads(value: bytes) -> object:
+    raise ValueError("orjson is not to be called")
 
 
 def test_without_the_compiled_module_the_python_code_gives_the_same_records() -> None:
