@@ -21,7 +21,7 @@ from libcpp.string cimport string
 from libcpp.vector cimport vector
 
 from tables._fixedcore cimport PackedRows
-from tables._jsontext cimport key_bytes, put_int, put_ints, text_bytes
+from tables._jsontext cimport dump_records, put_int, put_ints
 
 from tables.outputs import SessionResult, SlidingRun
 from tables.validate import CorruptRecord
@@ -477,56 +477,44 @@ def session_close(state, int64_t watermark, out):
 
 # -- state records ----------------------------------------------------------------------------
 
+cdef void _write_events(object state, string& text, int64_t unused) noexcept:
+    cdef EventList events = <EventList>state
+    cdef Py_ssize_t i
+    text.append(b'{"o":')
+    put_int(text, events.offset)
+    text.append(b',"f":')
+    put_int(text, events.finalized)
+    text.append(b',"e":[')
+    for i in range(<Py_ssize_t>events._times.size()):
+        text.append(b',[' if i else b'[')
+        put_int(text, events._times[i])
+        text.push_back(b',')
+        put_int(text, events._amounts[i])
+        text.push_back(b']')
+    text.append(b']}')
+
+
+cdef void _write_sessions(object state, string& text, int64_t unused) noexcept:
+    cdef SessionList sessions = <SessionList>state
+    cdef Py_ssize_t i
+    text.append(b'{"o":')
+    put_int(text, sessions.offset)
+    text.append(b',"s":[')
+    for i in range(<Py_ssize_t>sessions._sessions.size()):
+        if i:
+            text.push_back(b',')
+        # A Session is seven int64 fields in the order of the record's entry.
+        put_ints(text, <int64_t*>&sessions._sessions[i], 7)
+    text.append(b']}')
+
+
 def sliding_dump_records(dict customers, set dirty):
     """``(key, value)`` of each dirty customer's state record, as ``orjson.dumps`` of
     ``CompiledSlidingState._dump`` writes it."""
-    cdef list records = []
-    cdef string text
-    cdef EventList events
-    cdef Py_ssize_t i
-    for customer in dirty:
-        found = customers.get(customer)
-        if found is None:
-            continue
-        events = <EventList>found
-        text.clear()
-        text.append(b'{"o":')
-        put_int(text, events.offset)
-        text.append(b',"f":')
-        put_int(text, events.finalized)
-        text.append(b',"e":[')
-        for i in range(<Py_ssize_t>events._times.size()):
-            text.append(b',[' if i else b'[')
-            put_int(text, events._times[i])
-            text.push_back(b',')
-            put_int(text, events._amounts[i])
-            text.push_back(b']')
-        text.append(b']}')
-        records.append((key_bytes(customer), text_bytes(text)))
-    return records
+    return dump_records(customers, dirty, _write_events, 0)
 
 
 def session_dump_records(dict customers, set dirty):
     """``(key, value)`` of each dirty customer's state record, as ``orjson.dumps`` of
     ``CompiledSessionState._dump`` writes it."""
-    cdef list records = []
-    cdef string text
-    cdef SessionList sessions
-    cdef Py_ssize_t i
-    for customer in dirty:
-        found = customers.get(customer)
-        if found is None:
-            continue
-        sessions = <SessionList>found
-        text.clear()
-        text.append(b'{"o":')
-        put_int(text, sessions.offset)
-        text.append(b',"s":[')
-        for i in range(<Py_ssize_t>sessions._sessions.size()):
-            if i:
-                text.push_back(b',')
-            # A Session is seven int64 fields in the order of the record's entry.
-            put_ints(text, <int64_t*>&sessions._sessions[i], 7)
-        text.append(b']}')
-        records.append((key_bytes(customer), text_bytes(text)))
-    return records
+    return dump_records(customers, dirty, _write_sessions, 0)

@@ -26,7 +26,8 @@ from libcpp.string cimport string
 from libcpp.utility cimport pair
 from libcpp.vector cimport vector
 
-from tables._jsontext cimport key_bytes, put_int, put_ints, text_bytes
+from tables._jsontext cimport dump_records as write_records
+from tables._jsontext cimport put_int, put_ints
 
 from tables.outputs import Alert, WindowRun
 from tables.validate import CorruptRecord
@@ -404,29 +405,23 @@ def close(state, int64_t watermark, out):
         expiry.last = NULL
 
 
+cdef void _write_windows(object state, string& text, int64_t watermark) noexcept:
+    cdef WindowList windows = <WindowList>state
+    cdef Py_ssize_t i
+    text.append(b'{"o":')
+    put_int(text, windows.offset)
+    text.append(b',"w":[')
+    for i in range(<Py_ssize_t>windows.wins.size()):
+        if i:
+            text.push_back(b',')
+        # A Win is six int64 fields in the order of the record's entry.
+        put_ints(text, <int64_t*>&windows.wins[i], 6)
+    text.append(b'],"c":')
+    put_int(text, watermark if watermark > windows.closed_before else windows.closed_before)
+    text.push_back(b'}')
+
+
 def dump_records(dict customers, set dirty, int64_t watermark):
     """``(key, value)`` of each dirty customer's state record, as ``orjson.dumps`` of
     ``CompiledFixedWindowState._dump`` writes it (windows by start)."""
-    cdef list records = []
-    cdef string text
-    cdef WindowList windows
-    cdef Py_ssize_t i
-    for customer in dirty:
-        found = customers.get(customer)
-        if found is None:
-            continue
-        windows = <WindowList>found
-        text.clear()
-        text.append(b'{"o":')
-        put_int(text, windows.offset)
-        text.append(b',"w":[')
-        for i in range(<Py_ssize_t>windows.wins.size()):
-            if i:
-                text.push_back(b',')
-            # A Win is six int64 fields in the order of the record's entry.
-            put_ints(text, <int64_t*>&windows.wins[i], 6)
-        text.append(b'],"c":')
-        put_int(text, watermark if watermark > windows.closed_before else windows.closed_before)
-        text.push_back(b'}')
-        records.append((key_bytes(customer), text_bytes(text)))
-    return records
+    return write_records(customers, dirty, _write_windows, watermark)

@@ -2,7 +2,8 @@
 """Integers and arrays of integers written as JSON text, as orjson writes them.
 
 Shared by the compiled window kinds (tables/_fixedcore.pyx, tables/_eventcore.pyx) to
-write their state records straight from their C arrays: a record was a dict of lists of
+write their state records straight from their C arrays (:func:`dump_records`, with a
+writer per kind): a record was a dict of lists of
 Python ints handed to orjson, built and freed for every changed customer at every
 flush. The bytes are orjson's (tests/unit/tables/test_compiled_kinds.py compares them).
 """
@@ -52,3 +53,22 @@ cdef inline bytes key_bytes(int64_t customer_id):
 
 cdef inline bytes text_bytes(const string& text):
     return PyBytes_FromStringAndSize(text.data(), text.size())
+
+
+#: Writes one customer's state (a kind's own class) as its record's JSON text; ``extra``
+#: is what the kind needs besides (the fixed windows' watermark).
+ctypedef void (*RecordWriter)(object state, string& text, int64_t extra) noexcept
+
+
+cdef inline list dump_records(dict customers, set dirty, RecordWriter write, int64_t extra):
+    """``(key, value)`` of each dirty customer's state record (ids not held are skipped)."""
+    cdef list records = []
+    cdef string text
+    for customer in dirty:
+        found = customers.get(customer)
+        if found is None:
+            continue
+        text.clear()
+        write(found, text, extra)
+        records.append((key_bytes(customer), text_bytes(text)))
+    return records
