@@ -126,6 +126,17 @@ cdef inline Py_ssize_t _amounts(char* buf, Py_ssize_t pos, long long count, long
     return pos + 1
 
 
+cdef inline Py_ssize_t _span(char* buf, Py_ssize_t pos, long long start,
+                             long long end) noexcept:
+    """``,"start":"<time>","end":"<time>","count":`` (sliding windows' and sessions')."""
+    memcpy(buf + pos, b',"start":"', 10)
+    pos = _time(buf, pos + 10, start)
+    memcpy(buf + pos, b'","end":"', 9)
+    pos = _time(buf, pos + 9, end)
+    memcpy(buf + pos, b'","count":', 10)
+    return pos + 10
+
+
 cdef inline bint _in_range(object value) noexcept:
     return type(value) is int and 0 <= value < MAX_INT
 
@@ -259,14 +270,19 @@ def use_hardware_crc(bint enabled):
     return previous
 
 
+cdef unsigned int _crc32c(const char* data, Py_ssize_t length) except? 0:
+    """The CRC-32C of ``data[:length]``: the CPU's instruction, or aiokafka's code."""
+    if _crc_in_hardware:
+        return txstream_crc32c_hw(data, length)
+    from aiokafka.record.util import calc_crc32c
+    return calc_crc32c(PyBytes_FromStringAndSize(data, length))
+
+
 def crc32c(const unsigned char[::1] data):
     """The CRC-32C of ``data``, as a record batch's checksum is computed."""
-    if _crc_in_hardware:
-        if data.shape[0] == 0:
-            return 0
-        return txstream_crc32c_hw(<const char*>&data[0], data.shape[0])
-    from aiokafka.record.util import calc_crc32c
-    return calc_crc32c(bytes(data))
+    if data.shape[0] == 0:
+        return _crc32c(NULL, 0)
+    return _crc32c(<const char*>&data[0], data.shape[0])
 
 
 cdef class RecordBatchBuffer(RecordSink):
@@ -285,15 +301,12 @@ cdef class RecordBatchBuffer(RecordSink):
     cdef long long producer_id
     cdef int producer_epoch, base_sequence
     cdef bint transactional
-    cdef object _crc32c
 
     def __cinit__(self):
         self.data = NULL
 
     def __init__(self, Py_ssize_t limit, bint transactional=False):
         """At most ``limit`` bytes, as aiokafka's ``batch_size`` (a first record always fits)."""
-        from aiokafka.record.util import calc_crc32c
-        self._crc32c = calc_crc32c
         self.limit = limit
         self.transactional = transactional
         self.producer_id = -1
@@ -430,12 +443,7 @@ cdef class RecordBatchBuffer(RecordSink):
         _big_endian(h + 51, <unsigned long long>self.producer_epoch, 2)
         _big_endian(h + 53, <unsigned long long>self.base_sequence, 4)
         _big_endian(h + 57, <unsigned long long>self.count, 4)
-        cdef unsigned long long crc
-        if _crc_in_hardware:
-            crc = txstream_crc32c_hw(h + CRC_FROM, self.length - CRC_FROM)
-        else:
-            crc = self._crc32c(PyBytes_FromStringAndSize(h + CRC_FROM, self.length - CRC_FROM))
-        _big_endian(h + 17, crc, 4)
+        _big_endian(h + 17, _crc32c(h + CRC_FROM, self.length - CRC_FROM), 4)
         return PyByteArray_FromStringAndSize(self.data, self.length)
 
 
@@ -532,13 +540,8 @@ cdef inline bint _sliding_put(RecordSink out, bytes head, bytes kind_text, long 
     pos = _digits(buf, pos + key_length + 1, start)
     pos = _text(buf, pos, kind_text)
     memcpy(buf + pos, key, key_length)
-    pos += key_length
-    memcpy(buf + pos, b',"start":"', 10)
-    pos = _time(buf, pos + 10, start)
-    memcpy(buf + pos, b'","end":"', 9)
-    pos = _time(buf, pos + 9, end)
-    memcpy(buf + pos, b'","count":', 10)
-    pos = _amounts(buf, pos + 10, count, total, low, high)
+    pos = _span(buf, pos + key_length, start, end)
+    pos = _amounts(buf, pos, count, total, low, high)
     return out.put(key, key_length, buf, pos, end)
 
 
@@ -623,13 +626,8 @@ def session_results_into(list sessions, fallback, RecordSink out, Py_ssize_t fir
         memcpy(buf + pos, b'","customer_id":', 16)
         pos += 16
         memcpy(buf + pos, key, key_length)
-        pos += key_length
-        memcpy(buf + pos, b',"start":"', 10)
-        pos = _time(buf, pos + 10, start)
-        memcpy(buf + pos, b'","end":"', 9)
-        pos = _time(buf, pos + 9, end)
-        memcpy(buf + pos, b'","count":', 10)
-        pos = _digits(buf, pos + 10, count)
+        pos = _span(buf, pos + key_length, start, end)
+        pos = _digits(buf, pos, count)
         memcpy(buf + pos, b',"total":', 9)
         pos = _money(buf, pos + 9, total)
         memcpy(buf + pos, b',"min":', 7)
