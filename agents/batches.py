@@ -11,19 +11,15 @@ from typing import Any
 
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from app.records.speedups import speedups
+from app.records.speedups import Writer, speedups
 
-__all__ = ["BATCH_BYTES", "PartitionBatch", "RecordBatches", "SentBatch", "Writer"]
+__all__ = ["BATCH_BYTES", "PartitionBatch", "RecordBatches", "SentBatch"]
 
 #: Largest batch built; under Kafka's default message.max.bytes (1 MiB).
 BATCH_BYTES = 900_000
 
 #: Records without headers (never mutated).
 _NO_HEADERS: list[tuple[str, bytes]] = []
-
-#: Puts records into a compiled batch from an index on; returns where it stopped because
-#: the batch was full, or -1 when all are in (app/records/_speedups.pyx's ``*_into``).
-Writer = Callable[[Any, int], int]
 
 
 @dataclass(frozen=True, slots=True)

@@ -518,14 +518,6 @@ def fixed_packed_into(bytes head, bytes middle, bytes bounds, long long end_ms,
     return -1
 
 
-def fixed_packed_records(bytes head, bytes middle, bytes bounds, long long end_ms,
-                         const long long[::1] values, rows, fallback):
-    """:func:`fixed_packed_into` a list: the records as ``(key, value, end)`` tuples."""
-    cdef RecordList out = RecordList()
-    fixed_packed_into(head, middle, bounds, end_ms, values, rows, fallback, out, 0)
-    return out.records
-
-
 cdef inline bint _sliding_put(RecordSink out, bytes head, bytes kind_text, long long size,
                               long long customer, long long end, long long count,
                               long long total, long long low, long long high) except -1:
@@ -589,13 +581,6 @@ def sliding_packed_into(bytes head, bytes kind_text, long long size,
                               high):
             return i
     return -1
-
-
-def sliding_run_records(bytes head, bytes kind_text, long long size, list rows, fallback):
-    """:func:`sliding_rows_into` a list: the records as ``(key, value, end)`` tuples."""
-    cdef RecordList out = RecordList()
-    sliding_rows_into(head, kind_text, size, rows, fallback, out, 0)
-    return out.records
 
 
 def session_results_into(list sessions, fallback, RecordSink out, Py_ssize_t first):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
 from typing import Any
 
@@ -21,12 +21,8 @@ from tables.outputs import (
 )
 
 from .money import cents_to_float_exact, format_cents
-from .speedups import COMPILED, speedups
+from .speedups import COMPILED, Writer, speedups
 from .times import format_time, second_text
-
-#: Puts records into a compiled record sink from an index on; returns where it stopped
-#: (the sink was full) or -1 (see :func:`window_run_writers`).
-Writer = Callable[[Any, int], int]
 
 __all__ = [
     "COMPILED",

@@ -76,10 +76,11 @@ def test_fixed_runs(kind: str, start: int, size: int,
 def test_sliding_runs(size: int, rows: list[tuple[int, int, list[int]]]) -> None:
     run = SlidingRun("sliding", size, [(customer, max(end, size), *_aggregate(amounts))
                                        for customer, end, amounts in rows])
-    compiled = speedups.sliding_run_records(
+    compiled = speedups.RecordList()
+    assert speedups.sliding_rows_into(
         b'{"result_id":"sliding:', b'","kind":"sliding","customer_id":', size,
-        list(run.rows), lambda row: outputs._one_sliding_record(run, row))
-    assert compiled == list(outputs._sliding_records(run))
+        list(run.rows), lambda row: outputs._one_sliding_record(run, row), compiled, 0) == -1
+    assert compiled.records == list(outputs._sliding_records(run))
 
 
 @given(st.lists(st.tuples(st.integers(min_value=1, max_value=10**6),
