@@ -11,7 +11,8 @@ both against the Python code). ``tables/compiled.py`` wires them into
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from cpython.dict cimport PyDict_SetDefault
+from cpython.dict cimport PyDict_DelItem, PyDict_GetItemWithError, PyDict_SetDefault
+from cpython.ref cimport PyObject
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy
@@ -29,6 +30,10 @@ cdef extern from "Python.h":
 cdef int PASS = 0
 cdef int CONFLICT = 2
 cdef object LIMIT = 2 ** 64
+#: Entries at or above this are not four fields below 2**64 (or their event time may not
+#: fit an int64 sum): Python's arithmetic takes them.
+cdef object PACKED_LIMIT = 2 ** 255
+cdef uint64_t TIME_LIMIT = 2 ** 62
 
 
 cdef inline void _put64(unsigned char* out, uint64_t value) noexcept:
@@ -49,6 +54,44 @@ cdef object _pack(int64_t offset, object customer, int64_t t, object cents):
     _put64(data + 16, <uint64_t>customer)
     _put64(data + 24, <uint64_t>offset)
     return _PyLong_FromByteArray(data, 32, 1, 0)
+
+
+cdef inline uint64_t _get64(const unsigned char* data) noexcept:
+    cdef uint64_t value = 0
+    cdef int i
+    for i in range(7, -1, -1):
+        value = value << 8 | data[i]
+    return value
+
+
+def release(state, list tx_ids, int64_t watermark):
+    """``TxIdState._release``: forget the entries of ``tx_ids`` that expired by
+    ``watermark`` (a tx_id with older entries goes to ``_release_chain``, rare)."""
+    cdef dict seen = state.seen
+    cdef dict older = state.older
+    cdef unsigned char data[32]
+    cdef uint64_t t
+    cdef PyObject* found
+    # A sum of two values below 2**62 cannot overflow (a horizon beyond takes Python's).
+    cdef bint exact = 0 <= state.horizon < TIME_LIMIT
+    cdef int64_t horizon = state.horizon if exact else 0
+    for tx_id in tx_ids:
+        found = PyDict_GetItemWithError(seen, tx_id)
+        if found == NULL:
+            continue  # left with another segment
+        entry = <object>found
+        if older and tx_id in older:
+            state._release_chain(tx_id, entry, watermark)
+            continue
+        if exact and 0 <= entry < PACKED_LIMIT:
+            _PyLong_AsByteArray(<PyLongObject*>entry, data, 32, 1, 0)
+            t = _get64(data + 8)
+            if t < TIME_LIMIT:
+                if <int64_t>t + horizon <= watermark:
+                    PyDict_DelItem(seen, tx_id)
+                continue
+        if (entry >> 64 & (LIMIT - 1)) + state.horizon <= watermark:
+            del seen[tx_id]
 
 
 def apply_batch(state, records, out):

@@ -194,6 +194,9 @@ class CompiledTxIdState(TxIdState):
     def _segment_record(self, tx_ids: list[str]) -> bytes:
         return _dedupecore.segment_record(tx_ids, self.seen)
 
+    def _release(self, tx_ids: list[str], watermark: int) -> None:
+        _dedupecore.release(self, tx_ids, watermark)
+
 
 def use_python_kinds() -> None:
     """From now on the factories give the Python kinds (``python -m bench.core

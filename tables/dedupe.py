@@ -210,11 +210,16 @@ class TxIdState(TableState):
             if entry is None:
                 continue  # left with another segment
             if tx_id in older:
-                chain = [e for e in (entry, *older[tx_id]) if _event_time(e) + horizon > watermark]
-                if len(chain) != 1 + len(older[tx_id]):
-                    self._set_chain(tx_id, chain)
+                self._release_chain(tx_id, entry, watermark)
             elif _event_time(entry) + horizon <= watermark:
                 del seen[tx_id]
+
+    def _release_chain(self, tx_id: str, entry: int, watermark: int) -> None:
+        """Forget the expired ones of a tx_id's entries, ``entry`` (the newest) and older."""
+        older = self.older[tx_id]
+        chain = [e for e in (entry, *older) if _event_time(e) + self.horizon > watermark]
+        if len(chain) != 1 + len(older):
+            self._set_chain(tx_id, chain)
 
     def release_memory(self) -> None:
         """For a state that is never written (the batch report): forget expired entries now."""

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tables import compiled
-from tables.dedupe import TxIdState
+from tables.dedupe import TxIdState, entry_fields
 from tables.outputs import Outputs
 from tests.unit.tables.core_helpers import CONFIG, MIN, Tx
 from tests.unit.tables.test_dedupe_properties import _repeats
@@ -103,3 +103,37 @@ def test_compiled_equals_python_at_the_horizon(batch_size: int) -> None:
         assert _step(fast, batch) == _step(python, batch)
     assert python.counters["duplicates"] and python.counters["conflicts"]
     assert fast.dump_dirty() == python.dump_dirty()
+
+
+@SETTINGS
+@given(data=st.data(), nudge=st.sampled_from([-1, 0, 1]))
+def test_compiled_release_forgets_what_python_forgets(data: st.DataObject,
+                                                      nudge: int) -> None:
+    """Releasing a segment's tx_ids with the watermark at, just before and just after an
+    entry's horizon end (re-applied tx_ids with older entries too): the same entries go."""
+    stream = data.draw(_repeats(_arrival_order(data.draw(_events())), conflicts=True))
+    records = list(enumerate(stream))
+    python, fast = TxIdState(SHORT), compiled.CompiledTxIdState(SHORT)
+    assert _step(fast, records) == _step(python, records)
+    ends = sorted({entry_fields(entry)[2] + SHORT.duplicate_horizon_ms
+                   for entry in python.seen.values()})
+    if not ends:
+        return
+    watermark = data.draw(st.sampled_from(ends)) + nudge
+    tx_ids = list(python.seen)
+    python._release(tx_ids, watermark)
+    fast._release(tx_ids, watermark)
+    assert _state(fast) == _state(python)
+
+
+def test_compiled_release_at_the_horizon_end() -> None:
+    """An entry leaves once its event time + the horizon is at or before the watermark."""
+    horizon = SHORT.duplicate_horizon_ms
+    t = 1_773_300_000_000
+    batch: list[tuple[int, Tx | None]] = [(0, Tx("a", 7, 100, t)), (1, Tx("b", 9, 200, t + 1))]
+    for watermark, left in ((t + horizon - 1, {"a", "b"}), (t + horizon, {"b"}),
+                            (t + horizon + 1, set())):
+        fast = compiled.CompiledTxIdState(SHORT)
+        fast.apply_batch(batch, Outputs())
+        fast._release(["a", "b"], watermark)
+        assert set(fast.seen) == left
