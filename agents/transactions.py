@@ -50,6 +50,11 @@ class Pipeline:
     we wait until the broker has them, then write each changed record once per window
     kind's table (partition record last), then, once those are acknowledged, the
     duplicate check's table, then release the offsets for Faust's committer.
+
+    Only the first half holds up the input: the changed records are taken (all tables at
+    once, as of one point in the input) and the window kinds' are written and sent. The
+    rest waits for the broker in a task of its own (:meth:`_finish_flush`) while batches
+    go on being applied; the next flush starts after it, so flushes stay in order.
     """
 
     def __init__(self, app: TxApp) -> None:
@@ -65,6 +70,8 @@ class Pipeline:
         self.decoder = Decoder(app.settings.max_event_ahead_ms)
         self._applied: dict[TP, int] = {}
         self._pending: list[SentBatch] = []
+        #: The second half of the last flush (waiting for the broker), while it runs.
+        self._finishing: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._flush_interval = app.settings.flush_interval_ms / 1000
         self._last_flush = time.monotonic()
@@ -197,11 +204,19 @@ class Pipeline:
     # -- state ----------------------------------------------------------------------------
 
     async def flush(self) -> None:
-        """Write all changed state now (used at shutdown and by tests)."""
+        """Write all changed state now and wait until the broker has it and its offsets
+        are committed (used at shutdown and by tests)."""
         if self.app.fatal_error is not None:
             return
         async with self._lock:
             await self._flush()
+            await self._settle()
+
+    async def _settle(self) -> None:
+        """Wait for the last flush's second half, if it is still running."""
+        finishing, self._finishing = self._finishing, None
+        if finishing is not None:
+            await finishing
 
     def _stop_on(self, exc: Exception) -> None:
         """Stop the worker over an error of the pipeline: never a crash with a stack trace.
@@ -222,18 +237,22 @@ class Pipeline:
             "worker processes the input since its last flush again when it is started"))
 
     async def _flush(self) -> None:
+        # 0. One flush at a time, in order: the previous one's second half first.
+        await self._settle()
+        if self.app.fatal_error is not None:
+            return  # that half failed: nothing more is written
         # 1. The outputs of everything applied so far are on the broker.
         pending, self._pending = self._pending, []
         if pending:
             await asyncio.gather(*(sent.future for sent in pending))
-        # 2. Write each changed record once per table, to RocksDB and to the changelog,
-        #    the ~partition record last (one batch per table partition keeps the order):
-        #    the window kinds' first, the duplicate check's once the broker has those.
+        # 2. Take each changed record once per table, as of this point in the input, and
+        #    write the window kinds' to RocksDB and their changelogs, the ~partition record
+        #    last (one batch per table partition keeps the order).
         assignment = self.consumer.assignment()
         source = self.topics.transactions
         kinds: list[TableWrite] = []
         txids: list[TableWrite] = []
-        flushed: list[TP] = []
+        released: dict[TP, int] = {}
         for partition, state in self.states.items():
             tp = TP(source, partition)
             if tp not in assignment:
@@ -241,32 +260,58 @@ class Pipeline:
             first, last = dirty_records(self.app.state_tables, state)
             kinds.extend(first)
             txids.extend(last)
-            flushed.append(tp)
-        if not await self._write(kinds) or not await self._write(txids):
-            return  # the broker lost a changelog: record nothing more, release nothing
-        # 3. Release the source offsets: Faust's committer commits them.
-        for tp in flushed:
             applied = self._applied.get(tp)
             if applied is not None:
-                self.consumer.release(tp, applied + 1)
+                released[tp] = applied
+        sent = await self._send_writes(kinds)
         self._last_flush = time.monotonic()
         self._unflushed = False
-        await self.consumer.commit()
+        # 3.-5. in a task of their own: the input goes on meanwhile.
+        self._finishing = asyncio.ensure_future(
+            self._finish_flush(kinds, sent, txids, released))
 
-    async def _write(self, writes: list[TableWrite]) -> bool:
-        """Write table records to RocksDB and the changelogs; return once the broker has
-        them and each table partition's RocksDB says how far its changelog covers it.
+    async def _finish_flush(self, kinds: list[TableWrite], sent: list[SentBatch],
+                            txids: list[TableWrite], released: dict[TP, int]) -> None:
+        """The second half of a flush: once the broker has the window kinds' records, the
+        duplicate check's; once it has those, release the source offsets the flush covers
+        and commit. A failure stops the worker, as one in the first half does."""
+        try:
+            # 3. The window kinds' records are on the broker.
+            if not await self._confirm(kinds, sent):
+                return  # the broker lost a changelog: record nothing more, release nothing
+            # 4. Then the duplicate check's.
+            if self.app.fatal_error is not None:
+                return
+            if not await self._confirm(txids, await self._send_writes(txids)):
+                return
+            # 5. Release the source offsets: Faust's committer commits them.
+            if self.app.fatal_error is not None:
+                return
+            assignment = self.consumer.assignment()
+            for tp, applied in released.items():
+                if tp in assignment:  # not one revoked meanwhile: its next owner decides
+                    self.consumer.release(tp, applied + 1)
+            await self.consumer.commit()
+        except Exception as exc:
+            self._stop_on(exc)
 
-        False (and the worker stopping) when the broker put a changelog's new records at
-        or before the offset the local table had recorded: it lost that changelog.
-        """
+    async def _send_writes(self, writes: list[TableWrite]) -> list[SentBatch]:
+        """Write table records to RocksDB and hand them to the producer for the changelogs."""
         if not writes:
-            return True
+            return []
         batches = self._batches()
         for write in writes:
             store_records(write)
             batches.to(write.changelog, write.partition).extend_pairs(write.records)
-        sent = await batches.submit()
+        return await batches.submit()
+
+    async def _confirm(self, writes: list[TableWrite], sent: list[SentBatch]) -> bool:
+        """Return once the broker has the changelog batches ``sent`` for ``writes`` and each
+        table partition's RocksDB says how far its changelog covers it.
+
+        False (and the worker stopping) when the broker put a changelog's new records at
+        or before the offset the local table had recorded: it lost that changelog.
+        """
         # Faust's recovery of a table partition starts after the offset recorded here.
         metadata = await asyncio.gather(*(batch.future for batch in sent))
         first: dict[tuple[str, int], int] = {}
