@@ -210,13 +210,20 @@ class Pipeline:
             return
         async with self._lock:
             await self._flush()
-            await self._settle()
+            await self.settle()
 
-    async def _settle(self) -> None:
-        """Wait for the last flush's second half, if it is still running."""
-        finishing, self._finishing = self._finishing, None
-        if finishing is not None:
-            await finishing
+    async def settle(self) -> None:
+        """Wait for the last flush's second half, if it is still running.
+
+        Several may wait at once (a flush, a rebalance); the half itself is shielded, so
+        a waiter that is cancelled leaves it to finish.
+        """
+        finishing = self._finishing
+        if finishing is None:
+            return
+        await asyncio.shield(finishing)
+        if self._finishing is finishing:
+            self._finishing = None
 
     def _stop_on(self, exc: Exception) -> None:
         """Stop the worker over an error of the pipeline: never a crash with a stack trace.
@@ -238,7 +245,7 @@ class Pipeline:
 
     async def _flush(self) -> None:
         # 0. One flush at a time, in order: the previous one's second half first.
-        await self._settle()
+        await self.settle()
         if self.app.fatal_error is not None:
             return  # that half failed: nothing more is written
         # 1. The outputs of everything applied so far are on the broker.
@@ -253,6 +260,7 @@ class Pipeline:
         kinds: list[TableWrite] = []
         txids: list[TableWrite] = []
         released: dict[TP, int] = {}
+        flushed: dict[int, PartitionState] = {}
         for partition, state in self.states.items():
             tp = TP(source, partition)
             if tp not in assignment:
@@ -260,6 +268,7 @@ class Pipeline:
             first, last = dirty_records(self.app.state_tables, state)
             kinds.extend(first)
             txids.extend(last)
+            flushed[partition] = state
             applied = self._applied.get(tp)
             if applied is not None:
                 released[tp] = applied
@@ -268,13 +277,24 @@ class Pipeline:
         self._unflushed = False
         # 3.-5. in a task of their own: the input goes on meanwhile.
         self._finishing = asyncio.ensure_future(
-            self._finish_flush(kinds, sent, txids, released))
+            self._finish_flush(kinds, sent, txids, released, flushed))
 
     async def _finish_flush(self, kinds: list[TableWrite], sent: list[SentBatch],
-                            txids: list[TableWrite], released: dict[TP, int]) -> None:
+                            txids: list[TableWrite], released: dict[TP, int],
+                            flushed: dict[int, PartitionState]) -> None:
         """The second half of a flush: once the broker has the window kinds' records, the
         duplicate check's; once it has those, release the source offsets the flush covers
-        and commit. A failure stops the worker, as one in the first half does."""
+        and commit. A failure stops the worker, as one in the first half does.
+
+        A partition revoked meanwhile (its state dropped, or loaded again from its tables)
+        gets neither: its tables stay at the previous complete flush, with the window
+        kinds' ahead, as after a crash between the two, and its next owner starts from
+        the offset committed then. Writing them could race with that owner's recovery.
+        """
+
+        def kept(partition: int) -> bool:
+            return self.states.get(partition) is flushed[partition]
+
         try:
             # 3. The window kinds' records are on the broker.
             if not await self._confirm(kinds, sent):
@@ -282,14 +302,14 @@ class Pipeline:
             # 4. Then the duplicate check's.
             if self.app.fatal_error is not None:
                 return
+            txids = [write for write in txids if kept(write.partition)]
             if not await self._confirm(txids, await self._send_writes(txids)):
                 return
             # 5. Release the source offsets: Faust's committer commits them.
             if self.app.fatal_error is not None:
                 return
-            assignment = self.consumer.assignment()
             for tp, applied in released.items():
-                if tp in assignment:  # not one revoked meanwhile: its next owner decides
+                if kept(tp.partition):
                     self.consumer.release(tp, applied + 1)
             await self.consumer.commit()
         except Exception as exc:
