@@ -81,19 +81,6 @@ cdef class CustomerState:
     """What every kind keeps per customer: the highest source offset applied to it."""
 
     cdef public int64_t offset
-    #: The kind's dirty round this customer was last added to its dirty set in (0: never).
-    cdef int64_t marked
-
-
-cdef inline int _mark(set dirty, object customer, CustomerState state,
-                      int64_t round) except -1:
-    """Add ``customer`` to the dirty set unless it went in this round (the set only
-    empties at a flush, which starts a new round): one probe of the set per customer
-    and flush instead of per event."""
-    if state.marked != round:
-        PySet_Add(dirty, customer)
-        state.marked = round
-    return 0
 
 
 cdef class EventList(CustomerState):
@@ -191,7 +178,6 @@ def sliding_close(state, int64_t watermark, out):
     cdef TimeHeap due = <TimeHeap?>state._due
     cdef TimeHeap expiry = <TimeHeap?>state._expiry
     cdef set dirty = state.dirty
-    cdef int64_t round = state.dirty_round
     # (customer, end, count, total, min, max) per window, read as that tuple.
     cdef PackedRows rows = PackedRows(6, True)
     cdef EventList events
@@ -235,7 +221,7 @@ def sliding_close(state, int64_t watermark, out):
             i = j
         if finalized != events.finalized:
             events.finalized = finalized
-            _mark(dirty, key, events, round)
+            PySet_Add(dirty, key)
     if rows.values.size():
         out.runs.append(SlidingRun(state.kind, size, rows))
     while expiry.pop_next(watermark, &popped_at, &customer_id):
@@ -248,7 +234,7 @@ def sliding_close(state, int64_t watermark, out):
         if keep:
             events._times.erase(events._times.begin(), events._times.begin() + keep)
             events._amounts.erase(events._amounts.begin(), events._amounts.begin() + keep)
-            _mark(dirty, key, events, round)
+            PySet_Add(dirty, key)
 
 
 # -- sessions ---------------------------------------------------------------------------------
@@ -370,7 +356,6 @@ cdef list _apply_batch(state, records, dict marks, Kind kind):
     through the kind's step (:func:`_slide` or :func:`_join`)."""
     cdef dict customers = state.customers
     cdef set dirty = state.dirty
-    cdef int64_t round = state.dirty_round
     cdef object watermark = state.watermark
     cdef int64_t lateness = watermark.lateness_ms
     cdef int64_t max_event = watermark.max_event_ms
@@ -408,7 +393,7 @@ cdef list _apply_batch(state, records, dict marks, Kind kind):
         else:
             customer_state = EventList() if kind == SLIDING else SessionList()
             customers[customer] = customer_state
-        _mark(dirty, customer, customer_state, round)
+        PySet_Add(dirty, customer)
         customer_state.offset = offset
         t = tx.event_time_ms
         if kind == SLIDING:
@@ -443,7 +428,6 @@ def session_close(state, int64_t watermark, out):
     cdef TimeHeap due = <TimeHeap?>state._due
     cdef TimeHeap expiry = <TimeHeap?>state._expiry
     cdef set dirty = state.dirty
-    cdef int64_t round = state.dirty_round
     cdef list results = out.sessions
     cdef SessionList sessions
     cdef Session* session
@@ -466,7 +450,7 @@ def session_close(state, int64_t watermark, out):
             if session.last + gap > watermark:
                 break
             session.closed = 1
-            _mark(dirty, key, sessions, round)
+            PySet_Add(dirty, key)
             results.append(SessionResult(customer_id, session.start, session.last,
                                          session.count, session.total, session.lo,
                                          session.hi))
@@ -488,7 +472,7 @@ def session_close(state, int64_t watermark, out):
         if expired:
             sessions._sessions.erase(sessions._sessions.begin(),
                                      sessions._sessions.begin() + expired)
-            _mark(dirty, key, sessions, round)
+            PySet_Add(dirty, key)
 
 
 # -- state records ----------------------------------------------------------------------------

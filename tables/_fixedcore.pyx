@@ -57,8 +57,6 @@ cdef class WindowList:
     cdef public int64_t offset
     #: Windows ending by then have closed even if the watermark says otherwise.
     cdef public int64_t closed_before
-    #: The kind's dirty round this customer was last added to its dirty set in (0: never).
-    cdef int64_t marked
     cdef deque[Win] wins
 
     def __init__(self, int64_t offset=-1, int64_t closed_before=-(2 ** 62)):
@@ -122,17 +120,6 @@ cdef class WindowList:
 
 #: Integers per fixed window in :class:`PackedRows`.
 DEF ROW = 7
-
-
-cdef inline int _mark(set dirty, object customer, WindowList windows,
-                      int64_t round) except -1:
-    """Add ``customer`` to the dirty set unless it went in this round: the set's probe
-    was a cache miss per event and kind (the set only empties at a flush, which starts
-    a new round)."""
-    if windows.marked != round:
-        PySet_Add(dirty, customer)
-        windows.marked = round
-    return 0
 
 
 cdef class PackedRows:
@@ -262,7 +249,6 @@ def apply_batch(state, records, out, dict marks):
     """``FixedWindowState.apply_batch`` over :class:`WindowList` customers (same rules)."""
     cdef dict customers = state.customers
     cdef set dirty = state.dirty
-    cdef int64_t round = state.dirty_round
     cdef object watermark = state.watermark
     cdef int64_t lateness = watermark.lateness_ms
     cdef int64_t max_event = watermark.max_event_ms
@@ -305,7 +291,7 @@ def apply_batch(state, records, out, dict marks):
         else:
             windows = <WindowList>found
         windows.offset = offset
-        _mark(dirty, customer, windows, round)
+        PySet_Add(dirty, customer)
         t = tx.event_time_ms
         cents = tx.amount_cents
         late = False
@@ -372,7 +358,6 @@ def close(state, int64_t watermark, out):
     bucket, and the removal of closed windows past the retention."""
     cdef str kind = state.kind
     cdef set dirty = state.dirty
-    cdef int64_t round = state.dirty_round
     cdef list runs = out.runs
     cdef int64_t size = state.size
     cdef int64_t retention = state.config.retention_ms
@@ -403,7 +388,7 @@ def close(state, int64_t watermark, out):
             rows.values.push_back(w.lo)
             rows.values.push_back(w.hi)
             rows.values.push_back(w.flags)
-            _mark(dirty, <object>deref(entries)[k].customer, windows, round)
+            PySet_Add(dirty, <object>deref(entries)[k].customer)
         runs.append(WindowRun(kind, start, end, rows))
         expiry.take(end + retention, deref(entries))  # the references go with them
         due.buckets.erase(due.buckets.begin())
@@ -412,9 +397,8 @@ def close(state, int64_t watermark, out):
         start = deref(expiry.buckets.begin()).first - retention - size
         entries = &deref(expiry.buckets.begin()).second
         for k in range(<Py_ssize_t>entries.size()):
-            windows = <WindowList>deref(entries)[k].windows
-            if windows.remove(start):
-                _mark(dirty, <object>deref(entries)[k].customer, windows, round)
+            if (<WindowList>deref(entries)[k].windows).remove(start):
+                PySet_Add(dirty, <object>deref(entries)[k].customer)
             Py_DECREF(<object>deref(entries)[k].customer)
             Py_DECREF(<object>deref(entries)[k].windows)
         expiry.buckets.erase(expiry.buckets.begin())

@@ -39,9 +39,6 @@ class KindState(TableState, ABC, Generic[C]):
         self.late = 0
         self.customers: dict[int, C] = {}
         self.dirty: set[int] = set()
-        #: Counts the clears of ``dirty`` (from 1): the compiled kinds note in a customer's
-        #: state the round it was added in, and skip the set while that is the current one.
-        self.dirty_round = 1
         #: When windows close and when closed ones leave; kinds with unaligned times
         #: replace these with :class:`~tables.schedule.TimeQueue`.
         self._due: Schedule[Any] = DueQueue()
@@ -85,7 +82,6 @@ class KindState(TableState, ABC, Generic[C]):
         """Records of every changed customer, then the partition record; clears dirty marks."""
         records = self._customer_records()
         self.dirty.clear()
-        self.dirty_round += 1
         if records or self._meta_dirty:
             records.append((META_KEY, orjson.dumps(self._dump_meta())))
             self._meta_dirty = False
