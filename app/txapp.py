@@ -158,9 +158,12 @@ class TxApp(faust.App):
     async def on_stop(self) -> None:
         # Write what was processed and release its offsets before Faust stops the consumer,
         # which makes its final commit: a clean stop re-processes nothing.
-        if self.pipeline.states and self.fatal_error is None:
+        if self.fatal_error is None:
             try:
-                await self.pipeline.flush()
+                if self.pipeline.states:
+                    await self.pipeline.flush()
+                else:  # every partition left: a flush's second half may still be writing
+                    await self.pipeline.settle()
             except Exception:  # the producer may already be failing; at-least-once covers it
                 logger.exception("could not flush state at shutdown")
         await super().on_stop()

@@ -62,3 +62,7 @@ class PipelineT(Protocol):
     async def flush(self) -> None:
         """Write all changed state now."""
         ...
+
+    async def settle(self) -> None:
+        """Wait until the last flush's records and offsets are with the broker."""
+        ...
