@@ -762,6 +762,13 @@ cdef long long _iso_ms(str text) except -2:
     return _iso_ms_chars(ascii, len(ascii))
 
 
+cdef inline Py_ssize_t _digits_end(const char* data, Py_ssize_t n, Py_ssize_t pos) noexcept:
+    """Where the run of ASCII digits from ``pos`` ends (``pos`` itself if there is none)."""
+    while pos < n and 48 <= data[pos] <= 57:
+        pos += 1
+    return pos
+
+
 cdef inline Py_ssize_t _expect(const char* data, Py_ssize_t n, Py_ssize_t pos,
                                const char* text, Py_ssize_t length) noexcept:
     """``pos + length`` if ``data[pos:]`` starts with ``text``, else -1."""
@@ -793,8 +800,7 @@ cdef object _scan(bytes value, bytes key):
     if pos < 0:
         return None
     start = pos
-    while pos < n and 48 <= data[pos] <= 57:
-        pos += 1
+    pos = _digits_end(data, n, pos)
     digits = pos - start
     if not 0 < digits <= 18 or data[start] == 48:  # no leading zero; 19 digits: orjson's
         return None
@@ -806,8 +812,7 @@ cdef object _scan(bytes value, bytes key):
     if pos < 0:
         return None
     start = pos
-    while pos < n and 48 <= data[pos] <= 57:
-        pos += 1
+    pos = _digits_end(data, n, pos)
     digits = pos - start
     if not 0 < digits <= 9 or (data[start] == 48 and digits > 1):
         return None
