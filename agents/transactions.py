@@ -215,7 +215,7 @@ class Pipeline:
     async def settle(self) -> None:
         """Wait for the last flush's second half, if it is still running.
 
-        Several may wait at once (a flush, a rebalance); the half itself is shielded, so
+        Several may wait at once (a flush, the shutdown); the half itself is shielded, so
         a waiter that is cancelled leaves it to finish.
         """
         finishing = self._finishing

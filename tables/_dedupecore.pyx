@@ -19,6 +19,8 @@ from libc.string cimport memcpy
 
 import orjson
 
+from tables.dedupe import entry_fields
+
 cdef extern from "Python.h":
     object _PyLong_FromByteArray(const unsigned char* data, size_t n, int little_endian,
                                  int is_signed)
@@ -90,7 +92,7 @@ def release(state, list tx_ids, int64_t watermark):
                 if <int64_t>t + horizon <= watermark:
                     PyDict_DelItem(seen, tx_id)
                 continue
-        if (entry >> 64 & (LIMIT - 1)) + state.horizon <= watermark:
+        if entry_fields(entry)[2] + state.horizon <= watermark:
             del seen[tx_id]
 
 
