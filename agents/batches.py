@@ -11,12 +11,16 @@ from typing import Any
 
 from aiokafka.producer.message_accumulator import BatchBuilder
 
+from app.kafka.compression import BatchCompression, batch_compression
 from app.records.speedups import Writer, speedups
 
 __all__ = ["BATCH_BYTES", "PartitionBatch", "RecordBatches", "SentBatch"]
 
 #: Largest batch built; under Kafka's default message.max.bytes (1 MiB).
 BATCH_BYTES = 900_000
+
+#: Batches as they are written.
+UNCOMPRESSED = batch_compression("none")
 
 #: Records without headers (never mutated).
 _NO_HEADERS: list[tuple[str, bytes]] = []
@@ -41,8 +45,9 @@ class RecordBatches:
     appends about five records per event and a coroutine per record showed in profiles.
     """
 
-    def __init__(self, producer: Any) -> None:
+    def __init__(self, producer: Any, compression: BatchCompression = UNCOMPRESSED) -> None:
         self._producer = producer
+        self._compression = compression
         self._open: dict[tuple[str, int], PartitionBatch] = {}
         self._ready: list[tuple[str, int, BatchBuilder, int]] = []
 
@@ -50,7 +55,8 @@ class RecordBatches:
         """The batch being filled for ``topic`` and ``partition``."""
         batch = self._open.get((topic, partition))
         if batch is None:
-            batch = self._open[topic, partition] = PartitionBatch(topic, partition, self._ready)
+            batch = self._open[topic, partition] = PartitionBatch(
+                topic, partition, self._ready, self._compression)
         return batch
 
     def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None,
@@ -59,15 +65,21 @@ class RecordBatches:
         """Append one record (see :meth:`PartitionBatch.append`)."""
         self.to(topic, partition).append(key, value, timestamp_ms, headers or [])
 
-    async def submit(self) -> list[SentBatch]:
-        """Submit every batch, in the order they filled; return what was submitted."""
+    def take(self) -> list[tuple[str, int, BatchBuilder, int]]:
+        """Every batch with records, closed, in the order they filled: ``(topic, partition,
+        builder, count)``; the next record starts a new batch."""
         for batch in self._open.values():
             batch.set_aside()
         self._open.clear()
         ready, self._ready = self._ready, []
-        sent = []
-        for topic, partition, builder, count in ready:
+        for _, _, builder, _ in ready:
             builder.close()
+        return ready
+
+    async def submit(self) -> list[SentBatch]:
+        """Submit every batch, in the order they filled; return what was submitted."""
+        sent = []
+        for topic, partition, builder, count in self.take():
             future = await self._producer.send_batch(builder, topic, partition=partition)
             sent.append(SentBatch(topic, partition, count, future))
         return sent
@@ -86,7 +98,8 @@ class PartitionBatch:
     metadata object per record. It builds the same bytes as aiokafka's.
     """
 
-    __slots__ = ("_add", "_ready", "buffer", "builder", "count", "partition", "topic")
+    __slots__ = ("_add", "_compression", "_ready", "buffer", "builder", "count", "partition",
+                 "topic")
 
     builder: BatchBuilder
     count: int
@@ -95,10 +108,12 @@ class PartitionBatch:
     _add: Callable[[int, int | None, bytes | None, bytes | None, list[tuple[str, bytes]]], Any]
 
     def __init__(self, topic: str, partition: int,
-                 ready: list[tuple[str, int, BatchBuilder, int]]) -> None:
+                 ready: list[tuple[str, int, BatchBuilder, int]],
+                 compression: BatchCompression = UNCOMPRESSED) -> None:
         self.topic = topic
         self.partition = partition
         self._ready = ready
+        self._compression = compression
         self._start()
 
     def append(self, key: bytes | None, value: bytes | None, timestamp_ms: int | None,
@@ -148,11 +163,13 @@ class PartitionBatch:
             self._start()
 
     def _start(self) -> None:
+        compression = self._compression
         if speedups is None:
-            self.builder = BatchBuilder(BATCH_BYTES, 0, is_transactional=False)  # uncompressed
+            self.builder = BatchBuilder(BATCH_BYTES, compression.codec, is_transactional=False)
             self.buffer = None
         else:
-            self.buffer = speedups.RecordBatchBuffer(BATCH_BYTES)
+            self.buffer = speedups.RecordBatchBuffer(BATCH_BYTES, False, compression.codec,
+                                                     compression.encode)
             self.builder = _BufferBatchBuilder(self.buffer)
         self._add = self.builder._builder.append
         self.count = 0

@@ -13,6 +13,7 @@ from aiokafka.errors import KafkaError
 from faust.types import TP
 
 from app.exceptions import BrokerError, TxstreamError
+from app.kafka.compression import batch_compression
 from app.records.decode import Decoder
 from app.records.outputs import conflict_reason, dead_letter_headers
 from app.settings import window_config
@@ -64,6 +65,7 @@ class Pipeline:
         self.topics = app.topic_names
         #: False with TXSTREAM_OUTPUTS=none: state only (a quiet replay).
         self.emit = app.settings.outputs != "none"
+        self._compression = batch_compression(app.settings.compression)
         self.states: dict[int, PartitionState] = {}
         self.throughput = Throughput()
         self.outputs_sent = OutputCounters()
@@ -178,7 +180,8 @@ class Pipeline:
     # -- output ---------------------------------------------------------------------------
 
     def _batches(self) -> RecordBatches:
-        return RecordBatches(self.app.producer._ensure_producer())  # type: ignore[attr-defined]
+        producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+        return RecordBatches(producer, self._compression)
 
     def _send(self, batches: RecordBatches, partition: int, out: Outputs) -> None:
         if out and self.emit:

@@ -21,6 +21,7 @@ from tables.windows import WindowConfig
 
 from .durations import format_duration, parse_duration
 from .exceptions import SettingsError
+from .kafka.compression import CODEC_NAMES
 
 __all__ = ["ENV_PREFIX", "OUTPUT_MODES", "SECRET_SETTINGS", "Settings", "window_config"]
 
@@ -105,6 +106,7 @@ _EXPECTED: dict[str, str] = {
     **{name: "a path to a readable file" for name in _FILE_SETTINGS},
     "duplicate_horizon": f"a duration ({_DURATION_HINT}), or nothing for TXSTREAM_RETENTION",
     "outputs": "one of live, none, versioned",
+    "compression": "one of " + ", ".join(CODEC_NAMES),
 }
 
 
@@ -226,6 +228,9 @@ class Settings(BaseSettings):
       sessions, late events and dead letters: ``live`` (the topics), ``versioned``
       (the same names with ``-v{TXSTREAM_STATE_VERSION}`` appended) or ``none`` (state
       only; ``txstream replay`` sets it for its worker).
+    - ``TXSTREAM_COMPRESSION`` [zstd]: how the worker compresses the record batches it
+      produces (outputs and changelogs): none, gzip, snappy, lz4 or zstd. Consumers of the
+      output topics need a client that reads it (every Kafka client since 2.1 reads zstd).
 
     Kafka security (every command that talks to Kafka), named as Kafka clients name them:
 
@@ -328,6 +333,7 @@ class Settings(BaseSettings):
     # Duplicates and where outputs go.
     duplicate_horizon: str = ""
     outputs: Literal["live", "none", "versioned"] = "live"
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "zstd"
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -570,6 +576,11 @@ class Settings(BaseSettings):
     @classmethod
     def _check_outputs(cls, value: Any) -> Any:
         return _one_of(value, OUTPUT_MODES)
+
+    @field_validator("compression", mode="before")
+    @classmethod
+    def _check_compression(cls, value: Any) -> Any:
+        return _one_of(value, CODEC_NAMES)
 
     @field_validator("hopping")
     @classmethod

@@ -19,6 +19,7 @@ from typing import Any
 from agents.batches import RecordBatches
 from agents.emit import append_outputs
 from app.gctuning import tune_gc
+from app.kafka.compression import CODEC_NAMES, BatchCompression, batch_compression
 from app.records.transaction import Transaction, parse_transaction
 from app.settings import Settings, window_config
 from app.topics import TopicNames
@@ -34,12 +35,19 @@ __all__ = ["main"]
 PARTITIONS = 4
 
 
-def _send(out: Outputs, partition: int, topics: TopicNames) -> int:
-    """Encode and append the outputs as the worker does; the built batches are dropped."""
-    batches = RecordBatches(producer=None)
+def _built_bytes(batches: RecordBatches) -> int:
+    """Build (and compress) every batch as the producer does before sending; their bytes."""
+    return sum(len(builder._build()) for _, _, builder, _ in batches.take())
+
+
+def _send(out: Outputs, partition: int, topics: TopicNames,
+          compression: BatchCompression) -> tuple[int, int]:
+    """Encode, append and build the outputs as the worker does (the batches are dropped):
+    the number of output records and the bytes built."""
+    batches = RecordBatches(producer=None, compression=compression)
     append_outputs(batches, topics, partition, out)
     return (len(out.alerts) + sum(len(run) for run in out.runs) + len(out.results)
-            + len(out.sessions) + len(out.late))
+            + len(out.sessions) + len(out.late)), _built_bytes(batches)
 
 
 def txids_memory(states: Iterable[PartitionState]) -> tuple[int, int]:
@@ -95,7 +103,8 @@ def _rss_mb() -> float:
 
 
 def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: int,
-        hours: float, by_kind: bool = False, cpu: bool = False) -> None:
+        hours: float, by_kind: bool = False, cpu: bool = False,
+        compression: str = "zstd") -> None:
     """Time each stage over the data set and print the figures."""
     records = make_records(LoadSpec(events=events, customers=customers,
                                     span_ms=int(hours * 3_600_000)))
@@ -104,6 +113,7 @@ def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: 
         partition = int(key) % PARTITIONS
         by_partition[partition].append((len(by_partition[partition]), key, value))
     settings = Settings.load()
+    codec = batch_compression(compression)
     config = window_config(settings)
     topics = TopicNames(settings.topic_prefix)
     states = {p: PartitionState(p, config, kinds) for p in by_partition}
@@ -134,7 +144,9 @@ def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: 
             t1 = clock()
             out = states[partition].apply(parsed)
             t2 = clock()
-            counts["outputs"] += _send(out, partition, topics)
+            sent, built = _send(out, partition, topics, codec)
+            counts["outputs"] += sent
+            counts["output bytes"] += built
             t3 = clock()
             spent["parse"] += t1 - t0
             spent["apply"] += t2 - t1
@@ -143,7 +155,7 @@ def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: 
             if since_flush >= flush_every:
                 since_flush = 0
                 t4 = clock()
-                changelogs = RecordBatches(producer=None)
+                changelogs = RecordBatches(producer=None, compression=codec)
                 for partition_state in states.values():
                     for name, table_state in partition_state.tables.items():
                         dumped = table_state.dump_dirty()
@@ -152,6 +164,7 @@ def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: 
                         counts["state records"] += len(dumped)
                         state_bytes[name] += sum(len(value) for _, value in dumped
                                                  if value is not None)
+                counts["state bytes"] += _built_bytes(changelogs)
                 spent["dump"] += clock() - t4
     total = sum(spent.values())
     print(f"{events:,} events over {hours:g} h, {customers:,} customers, kinds {','.join(kinds)}, "
@@ -166,6 +179,8 @@ def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: 
     print(f"  outputs {counts['outputs']:,}, state records {counts['state records']:,} "
           f"({sum(state_bytes.values()) / 1e6:,.1f} MB: "
           + ", ".join(f"{name} {size / 1e6:,.1f}" for name, size in state_bytes.items()) + ")")
+    print(f"  built batches ({codec.name}): outputs {counts['output bytes'] / events:,.0f} "
+          f"bytes/event, changelogs {counts['state bytes'] / events:,.0f} bytes/event")
     held, held_bytes = txids_memory(states.values())
     within = sum(1 for state in states.values() for entry in state.txids.seen.values()
                  if entry_fields(entry)[2] + state.txids.horizon > state.txids.watermark.value)
@@ -196,11 +211,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cpu", action="store_true",
                         help="time with this process's CPU time instead of the wall clock "
                              "(steadier on a shared machine)")
+    parser.add_argument("--compression", choices=CODEC_NAMES, default="zstd",
+                        help="how the send and dump stages compress the batches they build "
+                             "(the worker's TXSTREAM_COMPRESSION)")
     args = parser.parse_args(argv)
     if args.python_kinds:
         compiled.use_python_kinds()
     run(args.events, args.customers, args.kinds.split(","), args.batch, args.flush_every,
-        args.hours, args.by_kind, args.cpu)
+        args.hours, args.by_kind, args.cpu, args.compression)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ class RecordList(RecordSink):
     def records(self) -> list[Record]: ...  # a null value only from pairs_into
 
 class RecordBatchBuffer(RecordSink):
-    def __init__(self, limit: int, transactional: bool = ...) -> None: ...
+    def __init__(self, limit: int, transactional: bool = ..., codec: int = ...,
+                 encode: Callable[[bytes], bytes] | None = ...) -> None: ...
     def append(self, offset: int, timestamp: int | None, key: bytes | None,
                value: bytes | None, headers: list[tuple[str, bytes | None]]) -> bool | None: ...
     def set_producer_state(self, producer_id: int, producer_epoch: int,

@@ -63,6 +63,7 @@ def test_defaults() -> None:
         "web_ca_file": None,
         "duplicate_horizon": "",
         "outputs": "live",
+        "compression": "zstd",
     }
 
 
@@ -264,6 +265,7 @@ def test_dotenv_bad_value__names_the_variable(tmp_path: Path) -> None:
         ("DUPLICATE_HORIZON", "0s", "must be greater than zero"),
         ("OUTPUTS", "quiet", "expected one of live, none, versioned"),
         ("OUTPUTS", "", "expected one of live, none, versioned"),
+        ("COMPRESSION", "brotli", "expected one of none, gzip, snappy, lz4, zstd"),
     ],
 )
 def test_bad_value__names_the_variable(

@@ -1,0 +1,41 @@
+"""Compression of the record batches the worker produces: codec names, ids and encoders."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from aiokafka.codec import gzip_encode, lz4_encode, snappy_encode, zstd_encode
+
+__all__ = ["CODEC_NAMES", "BatchCompression", "batch_compression"]
+
+#: What ``TXSTREAM_COMPRESSION`` accepts, as Kafka's ``compression.type`` names them.
+CODEC_NAMES = ("none", "gzip", "snappy", "lz4", "zstd")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCompression:
+    """A codec: its name, its id in a batch's attributes (0: none) and its encoder."""
+
+    name: str
+    codec: int
+    encode: Callable[[bytes], bytes] | None
+
+
+# The levels are the fast ends: the worker compresses every output and changelog record,
+# and JSON records compress several times over even so. aiokafka's own defaults (gzip 9,
+# lz4 9) cost the worker more CPU than the broker saves.
+_ENCODERS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": partial(gzip_encode, compresslevel=1),
+    "snappy": snappy_encode,
+    "lz4": partial(lz4_encode, level=1),
+    "zstd": partial(zstd_encode, level=1),
+}
+
+
+def batch_compression(name: str) -> BatchCompression:
+    """The codec called ``name`` (one of :data:`CODEC_NAMES`)."""
+    if name not in CODEC_NAMES:
+        raise ValueError(f"unknown compression {name!r}: expected one of {', '.join(CODEC_NAMES)}")
+    return BatchCompression(name, CODEC_NAMES.index(name), _ENCODERS.get(name))
