@@ -21,9 +21,9 @@ from tables.windows import WindowConfig
 
 from .durations import format_duration, parse_duration
 from .exceptions import SettingsError
-from .kafka.compression import CODEC_NAMES
 
-__all__ = ["ENV_PREFIX", "OUTPUT_MODES", "SECRET_SETTINGS", "Settings", "window_config"]
+__all__ = ["CODEC_NAMES", "ENV_PREFIX", "OUTPUT_MODES", "SECRET_SETTINGS", "Settings",
+           "window_config"]
 
 ENV_PREFIX = "TXSTREAM_"
 
@@ -65,6 +65,9 @@ _FILE_SETTINGS = (
 )
 #: Where a worker sends its output records (TXSTREAM_OUTPUTS).
 OUTPUT_MODES = ("live", "none", "versioned")
+
+#: TXSTREAM_COMPRESSION's choices, as Kafka's ``compression.type`` names them.
+CODEC_NAMES = ("none", "gzip", "snappy", "lz4", "zstd")
 
 # What each field expects, for errors pydantic raises itself (wrong type, out of range):
 # its own wording ("Input should be greater than or equal to 1") names no variable.

@@ -303,6 +303,7 @@ cdef class RecordBatchBuffer(RecordSink):
     cdef bint transactional
     cdef int codec
     cdef object encode
+    cdef bint compressed
 
     def __cinit__(self):
         self.data = NULL
@@ -441,18 +442,20 @@ cdef class RecordBatchBuffer(RecordSink):
         """The batch's bytes: the header filled in, CRC-32C over the attributes onward.
 
         With a codec, the records are compressed first, always (as aiokafka's compiled
-        builder does, even when that makes them no smaller). Call it once.
+        builder does, even when that makes them no smaller), and only at the first call:
+        no record may be appended after it.
         """
         cdef char* h
         cdef bint empty = self.count == 0
         cdef int attributes = (0x10 if self.transactional else 0) | self.codec
         cdef bytes compressed
-        if self.codec:
+        if self.codec and not self.compressed:
             compressed = self.encode(PyBytes_FromStringAndSize(
                 self.data + BATCH_HEADER, self.length - BATCH_HEADER))
             self._reserve(BATCH_HEADER + len(compressed))
             memcpy(self.data + BATCH_HEADER, <const char*>compressed, len(compressed))
             self.length = BATCH_HEADER + len(compressed)
+            self.compressed = True
         h = self.data
         _big_endian(h, 0, 8)  # base offset: the broker's
         _big_endian(h + 8, <unsigned long long>(self.length - 12), 4)

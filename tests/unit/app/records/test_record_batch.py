@@ -120,6 +120,15 @@ def test_every_codec_compresses_and_reads_back(name: str) -> None:
         (n, key, value, ts) for n, (key, value, ts) in enumerate(records)]
 
 
+def test_building_twice_gives_the_same_batch() -> None:
+    """aiokafka builds a batch once, but a second call must not compress it again."""
+    ours = speedups.RecordBatchBuffer(BATCH_BYTES, False, 4, batch_compression("zstd").encode)
+    ours.append(0, 5, b"k", b'{"total":1.5}' * 40, [])
+    first = bytes(ours.build())
+    assert bytes(ours.build()) == first
+    assert [r.value for r in DefaultRecordBatch(first)] == [b'{"total":1.5}' * 40]
+
+
 def test_a_codec_needs_an_encoder() -> None:
     with pytest.raises(ValueError, match="compression codec 4 needs an encode function"):
         speedups.RecordBatchBuffer(BATCH_BYTES, False, 4)
