@@ -12,6 +12,8 @@ from app.settings import CODEC_NAMES
 
 __all__ = ["CODEC_NAMES", "BatchCompression", "batch_compression"]
 
+#: Each codec's id in a record batch's attributes (the low three bits), as Kafka numbers them.
+_CODEC_IDS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,6 @@ _ENCODERS: dict[str, Callable[[bytes], bytes]] = {
 
 def batch_compression(name: str) -> BatchCompression:
     """The codec called ``name`` (one of :data:`CODEC_NAMES`)."""
-    if name not in CODEC_NAMES:
+    if name not in _CODEC_IDS:
         raise ValueError(f"unknown compression {name!r}: expected one of {', '.join(CODEC_NAMES)}")
-    return BatchCompression(name, CODEC_NAMES.index(name), _ENCODERS.get(name))
+    return BatchCompression(name, _CODEC_IDS[name], _ENCODERS.get(name))
