@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections import defaultdict
 
 import orjson
@@ -15,8 +16,9 @@ from app.kafka.changelog import changelog_topic
 from app.kafka.security import KafkaConnection
 from app.kafka.topic_io import read_until, send_raw
 from app.records.times import parse_time
+from app.testing import async_wait_until
 
-from .conftest import WorkerFactory
+from .conftest import Worker, WorkerFactory
 
 pytestmark = pytest.mark.integration
 
@@ -35,19 +37,38 @@ TRANSACTIONS = sorted(((c, T0 + seconds * S, 100 * c + n)
 CLOSING = [(c, T0 + 60 * S, 100) for c in range(1001, 1041)]
 
 
-def _expected_tumbling() -> dict[tuple[int, int], tuple[int, int]]:
+def _expected_tumbling(transactions: list[tuple[int, int, int]] = TRANSACTIONS,
+                       ) -> dict[tuple[int, int], tuple[int, int]]:
     """(customer, window start) -> (count, total cents), computed naively."""
     windows: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for customer, at, cents in TRANSACTIONS:
+    for customer, at, cents in transactions:
         windows[customer, at - at % TUMBLING_MS].append(cents)
     return {key: (len(amounts), sum(amounts)) for key, amounts in windows.items()}
 
 
-def _records() -> list[tuple[bytes, bytes]]:
+def _records(transactions: list[tuple[int, int, int]] = TRANSACTIONS + CLOSING,
+             first_id: int = 0) -> list[tuple[bytes, bytes]]:
     return [(str(customer).encode(),
              (f'{{"tx_id":"t{n}","customer_id":{customer},"amount":{cents // 100}.'
               f'{cents % 100:02d},"currency":"PLN","event_time":{at}}}').encode())
-            for n, (customer, at, cents) in enumerate(TRANSACTIONS + CLOSING)]
+            for n, (customer, at, cents) in enumerate(transactions, first_id)]
+
+
+def _served_tumbling(worker: Worker) -> dict[tuple[int, int], tuple[int, int]]:
+    """The tumbling windows the views serve for :data:`CUSTOMERS`, as the naive ones."""
+    served = {}
+    for customer in CUSTOMERS:
+        status, body = worker.get(f"/customers/{customer}/windows/tumbling/")
+        if status == 200:
+            served.update({(customer, parse_time(w["start"])): (w["count"],
+                                                                round(w["total"] * 100))
+                           for w in body["windows"]})
+    return served
+
+
+async def _serves(worker: Worker, expected: dict[tuple[int, int], tuple[int, int]]) -> None:
+    await async_wait_until(lambda: _served_tumbling(worker) == expected, 90, interval=0.5,
+                           message=f"{worker.name} serves every customer's tumbling windows")
 
 
 async def _batches(kafka: KafkaConnection, topic: str) -> list[tuple[int, int]]:
@@ -105,3 +126,32 @@ async def test_outputs_and_changelogs_are_stored_compressed_as_set(
         batches = await _batches(workers.kafka, topic)
         assert batches, topic
         assert {found for found, _ in batches} == {codec}, (topic, batches)
+
+
+async def test_a_changelog_half_uncompressed_rebuilds_exactly(workers: WorkerFactory) -> None:
+    """An upgrade: a worker with TXSTREAM_COMPRESSION=none writes the first half, its
+    successor (zstd, the default) the rest; the tables rebuilt from that mixed changelog
+    alone hold every window exactly."""
+    # No idle timeout: the pause while the worker is replaced must not close any window.
+    settings = {"tumbling": "10s", "hopping": "20s/10s", "sliding": "10s",
+                "session_gap": "10s", "allowed_lateness": "0s", "idle_timeout": "10m",
+                "retention": "1h"}
+    half = len(TRANSACTIONS) // 2
+    old = workers.start("old", compression="none", **settings)
+    await send_raw(workers.kafka, workers.topics.transactions,
+                   _records(TRANSACTIONS[:half]))
+    await _serves(old, _expected_tumbling(TRANSACTIONS[:half]))
+    old.process.terminate(timeout=30)  # a clean stop: its state is flushed
+
+    new = workers.start("new", datadir=old.datadir, **settings)
+    await send_raw(workers.kafka, workers.topics.transactions,
+                   _records(TRANSACTIONS[half:] + CLOSING, first_id=half))
+    await _serves(new, _expected_tumbling())
+    codecs = {codec for codec, _ in await _batches(
+        workers.kafka, changelog_topic(workers.state_id(), "tumbling"))}
+    assert codecs == {0, 4}
+
+    new.process.kill()
+    shutil.rmtree(new.datadir)
+    rebuilt = workers.start("rebuilt", datadir=new.datadir, **settings)
+    await _serves(rebuilt, _expected_tumbling())
