@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -118,6 +121,28 @@ def test_every_codec_compresses_and_reads_back(name: str) -> None:
     assert len(data) < sum(len(key) + len(value) for key, value, _ in records) // 2
     assert [(r.offset, r.key, r.value, r.timestamp) for r in read] == [
         (n, key, value, ts) for n, (key, value, ts) in enumerate(records)]
+
+
+def test_without_the_compiled_module_aiokafkas_builder_compresses() -> None:
+    """A fresh interpreter in which the compiled module cannot be imported (an install
+    without a C compiler): the batches are aiokafka's own, with the codec set."""
+    script = """
+import sys
+sys.modules["app.records._speedups"] = None
+from aiokafka.record.default_records import DefaultRecordBatch
+from agents.batches import RecordBatches
+from app.kafka.compression import batch_compression
+batches = RecordBatches(None, batch_compression("zstd"))
+batches.to("alerts", 1).extend([(b"k%d" % n, b'{"total":%d.5}' % n, 1000 + n) for n in range(50)])
+[(_, _, builder, count)] = batches.take()
+read = DefaultRecordBatch(bytes(builder._build()))
+print(repr((batches.to("alerts", 1).buffer, count, read.compression_type, read.validate_crc(),
+            [(r.key, r.value) for r in read])))
+"""
+    printed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             check=True, cwd=Path(__file__).resolve().parents[4]).stdout.strip()
+    assert printed == repr((None, 50, 4, True,
+                            [(b"k%d" % n, b'{"total":%d.5}' % n) for n in range(50)]))
 
 
 def test_building_twice_gives_the_same_batch() -> None:
