@@ -16,9 +16,9 @@ from app.kafka.changelog import changelog_topic
 from app.kafka.security import KafkaConnection
 from app.kafka.topic_io import read_until, send_raw
 from app.records.times import parse_time
-from app.testing import async_wait_until
 
-from .conftest import Worker, WorkerFactory
+from .conftest import WorkerFactory
+from .test_recovery import assert_windows_exact
 
 pytestmark = pytest.mark.integration
 
@@ -54,21 +54,12 @@ def _records(transactions: list[tuple[int, int, int]] = TRANSACTIONS + CLOSING,
             for n, (customer, at, cents) in enumerate(transactions, first_id)]
 
 
-def _served_tumbling(worker: Worker) -> dict[tuple[int, int], tuple[int, int]]:
-    """The tumbling windows the views serve for :data:`CUSTOMERS`, as the naive ones."""
-    served = {}
-    for customer in CUSTOMERS:
-        status, body = worker.get(f"/customers/{customer}/windows/tumbling/")
-        if status == 200:
-            served.update({(customer, parse_time(w["start"])): (w["count"],
-                                                                round(w["total"] * 100))
-                           for w in body["windows"]})
-    return served
-
-
-async def _serves(worker: Worker, expected: dict[tuple[int, int], tuple[int, int]]) -> None:
-    await async_wait_until(lambda: _served_tumbling(worker) == expected, 90, interval=0.5,
-                           message=f"{worker.name} serves every customer's tumbling windows")
+def _truth(transactions: list[tuple[int, int, int]]) -> dict[int, list[tuple[int, int, int]]]:
+    """customer -> [(window start, count, total cents)] by start, as the views serve them."""
+    truth: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+    for (customer, start), (count, cents) in sorted(_expected_tumbling(transactions).items()):
+        truth[customer].append((start, count, cents))
+    return truth
 
 
 async def _batches(kafka: KafkaConnection, topic: str) -> list[tuple[int, int]]:
@@ -140,13 +131,13 @@ async def test_a_changelog_half_uncompressed_rebuilds_exactly(workers: WorkerFac
     old = workers.start("old", compression="none", **settings)
     await send_raw(workers.kafka, workers.topics.transactions,
                    _records(TRANSACTIONS[:half]))
-    await _serves(old, _expected_tumbling(TRANSACTIONS[:half]))
+    await assert_windows_exact(old, _truth(TRANSACTIONS[:half]))
     old.process.terminate(timeout=30)  # a clean stop: its state is flushed
 
     new = workers.start("new", datadir=old.datadir, **settings)
     await send_raw(workers.kafka, workers.topics.transactions,
                    _records(TRANSACTIONS[half:] + CLOSING, first_id=half))
-    await _serves(new, _expected_tumbling())
+    await assert_windows_exact(new, _truth(TRANSACTIONS))
     codecs = {codec for codec, _ in await _batches(
         workers.kafka, changelog_topic(workers.state_id(), "tumbling"))}
     assert codecs == {0, 4}
@@ -154,4 +145,4 @@ async def test_a_changelog_half_uncompressed_rebuilds_exactly(workers: WorkerFac
     new.process.kill()
     shutil.rmtree(new.datadir)
     rebuilt = workers.start("rebuilt", datadir=new.datadir, **settings)
-    await _serves(rebuilt, _expected_tumbling())
+    await assert_windows_exact(rebuilt, _truth(TRANSACTIONS))
