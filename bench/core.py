@@ -104,7 +104,7 @@ def _rss_mb() -> float:
 
 def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: int,
         hours: float, by_kind: bool = False, cpu: bool = False,
-        compression: str = "zstd") -> None:
+        compression: str | None = None) -> None:
     """Time each stage over the data set and print the figures."""
     records = make_records(LoadSpec(events=events, customers=customers,
                                     span_ms=int(hours * 3_600_000)))
@@ -113,7 +113,7 @@ def run(events: int, customers: int, kinds: list[str], batch: int, flush_every: 
         partition = int(key) % PARTITIONS
         by_partition[partition].append((len(by_partition[partition]), key, value))
     settings = Settings.load()
-    codec = batch_compression(compression)
+    codec = batch_compression(compression or settings.compression)
     config = window_config(settings)
     topics = TopicNames(settings.topic_prefix)
     states = {p: PartitionState(p, config, kinds) for p in by_partition}
@@ -211,9 +211,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cpu", action="store_true",
                         help="time with this process's CPU time instead of the wall clock "
                              "(steadier on a shared machine)")
-    parser.add_argument("--compression", choices=CODEC_NAMES, default="zstd",
+    parser.add_argument("--compression", choices=CODEC_NAMES,
                         help="how the send and dump stages compress the batches they build "
-                             "(the worker's TXSTREAM_COMPRESSION)")
+                             "(default: TXSTREAM_COMPRESSION's value, as the worker's)")
     args = parser.parse_args(argv)
     if args.python_kinds:
         compiled.use_python_kinds()
