@@ -25,6 +25,7 @@ from .gctuning import tune_gc
 from .settings import ENV_PREFIX, Settings
 from .skipped import SkippedRecords
 from .state_guard import StateGuard
+from .table_store import TABLE_STORE_URL
 from .tls import peer_client_class, web_client_context, web_server_context
 from .topics import TopicNames
 from .types import PipelineT
@@ -187,7 +188,8 @@ def build_app(settings: Settings) -> TxApp:
         # Faust's own consumer and producer connect with the same TLS/SASL as ours.
         broker_credentials=kafka.faust_credentials(),
         Worker=TxWorker,
-        store="rocksdb://",
+        # Faust's RocksDB store, writing without a write-ahead log (app/table_store.py).
+        store=TABLE_STORE_URL,
         # Faust's own layout is {datadir}/v1/tables/... whatever the app id: one directory
         # per app id and state version keeps a replayed version off the current one's files.
         datadir=str(settings.datadir / faust_app_id(settings)),

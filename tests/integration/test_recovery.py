@@ -246,6 +246,48 @@ async def test_a_pause_in_the_input_flushes_and_commits_without_waiting_for_the_
     await assert_windows_exact(restarted, ground_truth(txs), timeout=30)
 
 
+async def test_the_tables_skip_the_write_ahead_log_so_a_kill_replays_their_changelogs(
+        workers: WorkerFactory) -> None:
+    txs = make_input(2_000, customers=100, seed=23)
+    worker = workers.start("w1")
+    await send(workers, txs, rate=None)
+    ends = await _source_ends(workers)
+
+    async def all_committed() -> bool:
+        return await _committed(workers) == ends
+
+    await async_wait_until(all_committed, timeout=30, interval=0.5)
+    # No write went through RocksDB's write-ahead log (app/table_store.py): the databases
+    # hold this state in memory only, far below a memtable's size.
+    logs = {path.relative_to(worker.datadir): path.stat().st_size
+            for path in worker.datadir.rglob("*.db/*.log")}
+    assert len(logs) == 5 * PARTITIONS and set(logs.values()) == {0}, logs
+    worker.process.kill()
+
+    # The killed worker's databases come back as of their last memtable flush, none:
+    # every changelog record is replayed, and the windows are exact.
+    changelogs = [TopicPartition(f"{workers.state_id(1)}-{kind}-changelog", p)
+                  for kind in ("tumbling", "hopping", "sliding", "session", "txids")
+                  for p in range(PARTITIONS)]
+    written = sum((await true_end_offsets(workers.kafka, changelogs)).values())
+    restarted = workers.start("w1-again", datadir=worker.datadir)
+    await assert_windows_exact(restarted, ground_truth(txs), timeout=30)
+    restored = re.findall(r"restored (\d+) changelog records", restarted.process.log_text())
+    assert sum(map(int, restored)) == written > 0
+
+    # A worker that stops flushes its databases: on disk, each names its changelog's end.
+    assert restarted.process.terminate(timeout=30) == 0
+    ends_now = await true_end_offsets(workers.kafka, changelogs)
+    on_disk = _table_dbs(worker.datadir)
+    assert {(tp.topic, tp.partition): on_disk[(_kind(workers, tp.topic), tp.partition)].get(
+        b"__faust\x00offset__") for tp in changelogs} == {
+        (tp.topic, tp.partition): str(end - 1).encode() for tp, end in ends_now.items()}
+
+
+def _kind(workers: WorkerFactory, changelog: str) -> str:
+    return changelog.removeprefix(f"{workers.state_id(1)}-").removesuffix("-changelog")
+
+
 # -- the bulk restore: what the changelogs say, record for record ----------------------------
 
 
