@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,8 @@ from app.kafka.compression import batch_compression
 from app.records.decode import Decoder
 from app.records.outputs import conflict_reason, dead_letter_headers
 from app.settings import window_config
-from tables.faust_tables import TableWrite, dirty_records, load_partition, store_records
+from tables.dedupe import TXIDS
+from tables.faust_tables import TableWrite, dirty_records, load_partition, stage_records
 from tables.outputs import DuplicateConflict, Outputs
 from tables.partition import PartitionState
 
@@ -56,6 +57,8 @@ class Pipeline:
     once, as of one point in the input) and the window kinds' are written and sent. The
     rest waits for the broker in a task of its own (:meth:`_finish_flush`) while batches
     go on being applied; the next flush starts after it, so flushes stay in order.
+    The records reach RocksDB staged (app/table_store.py): every checkpoint interval,
+    when a partition's state leaves memory, and at shutdown.
     """
 
     def __init__(self, app: TxApp) -> None:
@@ -77,6 +80,9 @@ class Pipeline:
         self._lock = asyncio.Lock()
         self._flush_interval = app.settings.flush_interval_ms / 1000
         self._last_flush = time.monotonic()
+        #: How often, and when last, the tables' staged records went to their databases.
+        self._checkpoint_interval = app.settings.checkpoint_interval_ms / 1000
+        self._last_staged_write = time.monotonic()
         #: When the last source batch arrived, and whether anything came since the flush.
         self._last_input = time.monotonic()
         self._unflushed = False
@@ -171,11 +177,26 @@ class Pipeline:
         return state
 
     def forget(self, tps: Iterable[TP]) -> None:
-        """Drop in-memory state of partitions that left this worker (their tables remain)."""
+        """Drop in-memory state of partitions that left this worker (their tables remain).
+
+        Their staged records go to the databases first: a partition that comes back
+        loads its state from there, and Faust's recovery replays only what its
+        changelog holds beyond the offset recorded with them.
+        """
         for tp in tps:
             if tp.topic == self.topics.transactions:
-                self.states.pop(tp.partition, None)
+                if self.states.pop(tp.partition, None) is not None:
+                    self._write_staged([tp.partition])
                 self._applied.pop(tp, None)
+
+    def _write_staged(self, partitions: Iterable[int] | None = None) -> None:
+        """Write the tables' staged records: the window kinds' first, the duplicate
+        check's last, as their changelogs get them."""
+        chosen = None if partitions is None else list(partitions)
+        tables = self.app.state_tables
+        for name in sorted(tables, key=lambda name: name == TXIDS):
+            tables[name].data.write_staged(chosen)
+        self._last_staged_write = time.monotonic()
 
     # -- output ---------------------------------------------------------------------------
 
@@ -214,6 +235,8 @@ class Pipeline:
         async with self._lock:
             await self._flush()
             await self.settle()
+            if self.app.fatal_error is None:
+                self._write_staged(self.states)
 
     async def settle(self) -> None:
         """Wait for the last flush's second half, if it is still running.
@@ -300,14 +323,16 @@ class Pipeline:
 
         try:
             # 3. The window kinds' records are on the broker.
-            if not await self._confirm(kinds, sent):
+            if not await self._confirm(kinds, sent, kept):
                 return  # the broker lost a changelog: record nothing more, release nothing
             # 4. Then the duplicate check's.
             if self.app.fatal_error is not None:
                 return
             txids = [write for write in txids if kept(write.partition)]
-            if not await self._confirm(txids, await self._send_writes(txids)):
+            if not await self._confirm(txids, await self._send_writes(txids), kept):
                 return
+            if time.monotonic() - self._last_staged_write >= self._checkpoint_interval:
+                self._write_staged([partition for partition in flushed if kept(partition)])
             # 5. Release the source offsets: Faust's committer commits them.
             if self.app.fatal_error is not None:
                 return
@@ -319,18 +344,20 @@ class Pipeline:
             self._stop_on(exc)
 
     async def _send_writes(self, writes: list[TableWrite]) -> list[SentBatch]:
-        """Write table records to RocksDB and hand them to the producer for the changelogs."""
+        """Stage table records for RocksDB and hand them to the producer for the changelogs."""
         if not writes:
             return []
         batches = self._batches()
         for write in writes:
-            store_records(write)
+            stage_records(write)
             batches.to(write.changelog, write.partition).extend_pairs(write.records)
         return await batches.submit()
 
-    async def _confirm(self, writes: list[TableWrite], sent: list[SentBatch]) -> bool:
+    async def _confirm(self, writes: list[TableWrite], sent: list[SentBatch],
+                       kept: Callable[[int], bool]) -> bool:
         """Return once the broker has the changelog batches ``sent`` for ``writes`` and each
-        table partition's RocksDB says how far its changelog covers it.
+        table partition still ``kept`` has noted how far its changelog covers it (written to
+        RocksDB with its staged records).
 
         False (and the worker stopping) when the broker put a changelog's new records at
         or before the offset the local table had recorded: it lost that changelog.
@@ -349,9 +376,8 @@ class Pipeline:
                 return False
         for write in writes:
             offset = last.get((write.changelog, write.partition))
-            if offset is not None:
-                write.table.data.set_persisted_offset(TP(write.changelog, write.partition),
-                                                      offset)
+            if offset is not None and kept(write.partition):
+                write.table.data.cover(write.partition, offset)
         return True
 
 

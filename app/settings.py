@@ -88,6 +88,7 @@ _EXPECTED: dict[str, str] = {
     "retention": f"a duration ({_DURATION_HINT})",
     "alert_threshold": "a positive amount in PLN with at most 2 decimals, e.g. 5000 or 4999.99",
     "flush_interval": f"a duration ({_DURATION_HINT})",
+    "checkpoint_interval": f"a duration ({_DURATION_HINT}), 0s for every flush",
     "standby_replicas": "an integer >= 0",
     "session_timeout": f"a duration ({_DURATION_HINT})",
     "embedded_broker": "true or false",
@@ -206,6 +207,9 @@ class Settings(BaseSettings):
       amount with at most 2 decimals.
     - ``TXSTREAM_FLUSH_INTERVAL`` [5s]: how often in-memory state is written to the tables
       and source offsets are committed (Quix Streams commits every 5 s by default too).
+    - ``TXSTREAM_CHECKPOINT_INTERVAL`` [30s]: how often the flushed state is also written
+      to the local RocksDB tables (the changelogs get it at every flush); after a kill, a
+      restart replays up to this long's changelog records. 0s writes at every flush.
     - ``TXSTREAM_FLUSH_WHEN_QUIET`` [true]: also flush as soon as the input pauses, so a
       caught-up worker's state and offsets are written at once.
     - ``TXSTREAM_STANDBY_REPLICAS`` [1]: standby copies of each table partition (>= 0).
@@ -299,6 +303,7 @@ class Settings(BaseSettings):
     retention: str = "2h"
     alert_threshold: str = "5000"
     flush_interval: str = "5s"
+    checkpoint_interval: str = "30s"
     flush_when_quiet: bool = True
     standby_replicas: int = Field(default=1, ge=0)
     session_timeout: str = "10s"
@@ -561,7 +566,7 @@ class Settings(BaseSettings):
         _duration(value, positive=True)
         return value.strip()
 
-    @field_validator("allowed_lateness", "max_event_ahead")
+    @field_validator("allowed_lateness", "max_event_ahead", "checkpoint_interval")
     @classmethod
     def _check_duration(cls, value: str) -> str:
         _duration(value, positive=False)
@@ -707,6 +712,11 @@ class Settings(BaseSettings):
     def flush_interval_ms(self) -> int:
         """How often in-memory state is written to the tables, in ms."""
         return parse_duration(self.flush_interval)
+
+    @property
+    def checkpoint_interval_ms(self) -> int:
+        """How often flushed state is written to the local tables, in ms."""
+        return parse_duration(self.checkpoint_interval)
 
     @property
     def session_timeout_ms(self) -> int:

@@ -7,8 +7,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rocksdict import WriteBatch
-
 from .dedupe import TXIDS
 from .partition import PartitionState
 from .validate import CorruptRecord
@@ -16,7 +14,7 @@ from .validate import CorruptRecord
 #: Told the table (kind), the key and the reason of a state record that was skipped.
 OnCorrupt = Callable[[str, bytes, str], None]
 
-__all__ = ["TableWrite", "dirty_records", "load_partition", "store_records"]
+__all__ = ["TableWrite", "dirty_records", "load_partition", "stage_records"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,19 +51,15 @@ def dirty_records(tables: Mapping[str, Any],
     return kinds, txids
 
 
-def store_records(write: TableWrite) -> None:
-    """Put one flush's records of a table partition into its RocksDB database at once.
+def stage_records(write: TableWrite) -> None:
+    """Hand one flush's records of a table partition to its store, for its next write.
 
-    The changelog gets the same records from the caller; Faust's ``table[key] = value``
-    would queue one message per record in its send buffer, which one task drains one by one.
+    The changelog gets the same records from the caller; the store (app/table_store.py)
+    writes them to RocksDB in one batch now and then, the latest per key. Faust's
+    ``table[key] = value`` would queue one message per record in its send buffer, which
+    one task drains one by one.
     """
-    batch = WriteBatch(raw_mode=True)
-    for key, value in write.records:
-        if value is None:
-            batch.delete(key)
-        else:
-            batch.put(key, value)
-    write.table.data._db_for_partition(write.partition).write(batch)
+    write.table.data.stage(write.partition, write.records)
 
 
 def load_partition(tables: Mapping[str, Any], state: PartitionState,

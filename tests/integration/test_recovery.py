@@ -249,7 +249,8 @@ async def test_a_pause_in_the_input_flushes_and_commits_without_waiting_for_the_
 async def test_the_tables_skip_the_write_ahead_log_so_a_kill_replays_their_changelogs(
         workers: WorkerFactory) -> None:
     txs = make_input(2_000, customers=100, seed=23)
-    worker = workers.start("w1")
+    # Every flush writes the databases (by default every 30 s: a kill replays as much).
+    worker = workers.start("w1", checkpoint_interval="0s")
     await send(workers, txs, rate=None)
     ends = await _source_ends(workers)
 
@@ -258,7 +259,7 @@ async def test_the_tables_skip_the_write_ahead_log_so_a_kill_replays_their_chang
 
     await async_wait_until(all_committed, timeout=30, interval=0.5)
     # No write went through RocksDB's write-ahead log (app/table_store.py): the databases
-    # hold this state in memory only, far below a memtable's size.
+    # hold this state in their memtables only, far below a memtable's size.
     logs = {path.relative_to(worker.datadir): path.stat().st_size
             for path in worker.datadir.rglob("*.db/*.log")}
     assert len(logs) == 5 * PARTITIONS and set(logs.values()) == {0}, logs
