@@ -222,7 +222,11 @@ async def main_async(args: argparse.Namespace) -> int:
                         f"{recovery['replay_seconds']} s, views identical: "
                         f"{recovery['sample_views_identical']}; data dir kept: restart->ready "
                         f"{recovery['kept']['restart_to_ready_seconds']} s, "
-                        f"{recovery['kept']['records_restored']} records replayed")
+                        f"{recovery['kept']['records_restored']} records replayed; after "
+                        f"SIGKILL: restart->ready "
+                        f"{recovery['killed']['restart_to_ready_seconds']} s, "
+                        f"{recovery['killed']['records_restored']} records replayed, views "
+                        f"identical: {recovery['killed']['sample_views_identical']}")
         summary = summarise(measurements, latencies)
         info = {**versions(broker), "txstream": revision}
         table = format_table(summary, args.runs)

@@ -100,11 +100,12 @@ def summarise(measurements: list[Measurement],
                 "standby_records", "ready_to_caught_up_seconds",
                 "first_record_to_caught_up_seconds", "records_per_second_ready_to_caught_up",
                 "records_per_second_first_record_to_caught_up")}
-        kept = [r["kept"] for r in recoveries if r.get("kept")]
-        if kept:
-            recovery["kept"] = {key: _median([k[key] for k in kept]) for key in KEPT_KEYS}
-            recovery["kept"]["sample_views_identical"] = all(
-                k["sample_views_identical"] for k in kept)
+        for case in ("kept", "killed"):
+            restarts = [r[case] for r in recoveries if r.get(case)]
+            if restarts:
+                recovery[case] = {key: _median([k[key] for k in restarts]) for key in KEPT_KEYS}
+                recovery[case]["sample_views_identical"] = all(
+                    k["sample_views_identical"] for k in restarts)
         summary["recovery"] = recovery
     if latencies:
         summary["latency"] = {key: _median([lat[key] for lat in latencies])
@@ -170,14 +171,15 @@ def format_table(summary: dict[str, Any], runs: int) -> str:
                     f"first standby record: "
                     f"{_fmt(standby['records_per_second_first_record_to_caught_up'], ',.0f')}"
                     f" records/s)")]
-            kept = recovery.get("kept")
-            if kept:
-                lines += ["", (
-                    f"{label} (data dir kept, after a clean stop): restart -> Worker ready "
-                    f"{kept['restart_to_ready_seconds']:.1f} s; changelog records replayed "
-                    f"{kept['records_restored']:,.0f}; state loaded "
-                    f"{kept['ready_to_state_loaded_seconds']:.1f} s after ready; sample views "
-                    f"identical: {kept['sample_views_identical']}")]
+            for case, how in (("kept", "after a clean stop"), ("killed", "after SIGKILL")):
+                kept = recovery.get(case)
+                if kept:
+                    lines += ["", (
+                        f"{label} (data dir kept, {how}): restart -> Worker ready "
+                        f"{kept['restart_to_ready_seconds']:.1f} s; changelog records replayed "
+                        f"{kept['records_restored']:,.0f}; state loaded "
+                        f"{kept['ready_to_state_loaded_seconds']:.1f} s after ready; sample "
+                        f"views identical: {kept['sample_views_identical']}")]
     return "\n".join(lines)
 
 

@@ -475,15 +475,17 @@ async def _views_loaded(ctx: Context, session: aiohttp.ClientSession,
 async def measure_recovery(ctx: Context, session: aiohttp.ClientSession,
                            process: ManagedProcess, env: dict[str, str], datadir: Path,
                            name: str, group: str, base: str) -> dict[str, Any]:
-    """Restart the worker twice: from the changelogs alone, then with its data dir kept.
+    """Restart the worker three times: killed, from the changelogs alone, after a clean stop.
 
-    First its RocksDB data is deleted (every changelog record is replayed), then it is
-    stopped cleanly and started on the data it has (nothing should be replayed). For
-    each: the time from restart to ``Worker ready``, the changelog replay (Faust's
-    "Restoring state" to "Done reading" log lines; the worker's own count of restored
-    records), records per second, the time until every sampled customer answers again
-    (partition state loaded from RocksDB into the pipeline), and whether the answers
-    are unchanged.
+    First it is killed (SIGKILL) and started on the data dir it had: what its RocksDB
+    files had not been given yet (up to a checkpoint interval, app/table_store.py) is
+    replayed. Then its RocksDB data is deleted (every changelog record is replayed),
+    then it is stopped cleanly and started on the data it has (nothing should be
+    replayed). For each: the time from restart to ``Worker ready``, the changelog replay
+    (Faust's "Restoring state" to "Done reading" log lines; the worker's own count of
+    restored records), records per second, the time until every sampled customer
+    answers again (partition state loaded from RocksDB into the pipeline), and whether
+    the answers are unchanged.
     """
     # Let the last flush land before the snapshot (the worker is idle by now).
     await asyncio.sleep(1.5)
@@ -495,6 +497,17 @@ async def measure_recovery(ctx: Context, session: aiohttp.ClientSession,
     records = sum(ends.values())
     per_table = {t: sum(n for tp, n in ends.items() if tp.topic == t) for t in changelogs}
     sizes = await topic_bytes(ctx.kafka, ends)
+    process.kill()
+    killed = await _restart(ctx, env, f"{name}-killed")
+    process = killed.pop("process")
+    after_kill, loaded = await _views_loaded(ctx, session, killed["base"])
+    after_kill_result = {
+        "restart_to_ready_seconds": killed["restart_to_ready_seconds"],
+        "replay_seconds": killed["replay_seconds"],
+        "records_restored": killed["records_restored"],
+        "ready_to_state_loaded_seconds": round(loaded - killed["ready"], 3),
+        "sample_views_identical": before == after_kill,
+    }
     process.terminate(timeout=15)
     shutil.rmtree(datadir, ignore_errors=True)
 
@@ -532,6 +545,7 @@ async def measure_recovery(ctx: Context, session: aiohttp.ClientSession,
         "ready_to_state_loaded_seconds": round(loaded - kept["ready"], 3),
         "sample_views_identical": before == again,
     }
+    result["killed"] = after_kill_result
     result["standby"] = await _standby_catch_up(ctx, session, env, f"{name}-second", ends)
     return result
 
