@@ -54,7 +54,7 @@ class Pipeline:
     duplicate check's table, then release the offsets for Faust's committer.
 
     Only the first half holds up the input: the changed records are taken (all tables at
-    once, as of one point in the input) and the window kinds' are written and sent. The
+    once, as of one point in the input) and the window kinds' are staged and sent. The
     rest waits for the broker in a task of its own (:meth:`_finish_flush`) while batches
     go on being applied; the next flush starts after it, so flushes stay in order.
     The records reach RocksDB staged (app/table_store.py): every checkpoint interval,
@@ -186,7 +186,10 @@ class Pipeline:
         for tp in tps:
             if tp.topic == self.topics.transactions:
                 if self.states.pop(tp.partition, None) is not None:
-                    self._write_staged([tp.partition])
+                    try:
+                        self._write_staged([tp.partition])
+                    except Exception as exc:  # a rebalance must not crash with a trace
+                        self._stop_on(exc)
                 self._applied.pop(tp, None)
 
     def _write_staged(self, partitions: Iterable[int] | None = None) -> None:

@@ -188,7 +188,7 @@ def build_app(settings: Settings) -> TxApp:
         # Faust's own consumer and producer connect with the same TLS/SASL as ours.
         broker_credentials=kafka.faust_credentials(),
         Worker=TxWorker,
-        # Faust's RocksDB store, writing without a write-ahead log (app/table_store.py).
+        # Faust's RocksDB store, staged writes without a write-ahead log (app/table_store.py).
         store=TABLE_STORE_URL,
         # Faust's own layout is {datadir}/v1/tables/... whatever the app id: one directory
         # per app id and state version keeps a replayed version off the current one's files.
