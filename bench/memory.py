@@ -9,6 +9,7 @@ peers named by ``--peers`` on the same topic (Quix Streams tumbling by default, 
 steady-state ratio is measured on the same stretched data):
 
     python -m bench.memory [--events 200000] [--multiples 1,2,4] [--peers quix-tumbling]
+                           [--runs 1]
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from statistics import median
+from typing import Any
 
 from app.kafka.broker import EmbeddedBroker
 from app.kafka.security import KafkaConnection
@@ -38,16 +41,22 @@ RESULTS = Path(__file__).resolve().parent / "results"
 PEERS = ("quix-tumbling", "tumbling")
 
 
-async def _run_peer(ctx: Context, name: str) -> Measurement:
+async def _run_peer(ctx: Context, name: str, run: int) -> Measurement:
     if name == "tumbling":
-        return await run_txstream(ctx, "tumbling", 1)
-    return await run_quix(ctx, name.removeprefix("quix-"), 1)
+        return await run_txstream(ctx, "tumbling", run)
+    return await run_quix(ctx, name.removeprefix("quix-"), run)
 
 
 async def measure(events: int, customers: int, multiples: list[int], keep: bool = False,
                   peers: tuple[str, ...] = ("quix-tumbling",),
-                  settings: dict[str, str] | None = None) -> list[dict[str, float]]:
-    """Peak RSS and events/s of a full-pipeline worker (and peers) per multiple of the data."""
+                  settings: dict[str, str] | None = None,
+                  runs: int = 1) -> list[dict[str, Any]]:
+    """Peak RSS and events/s of a full-pipeline worker (and peers) per multiple of the data.
+
+    With ``runs`` > 1 the full pipeline and the peers take turns on each size's topic,
+    run after run: the machine's speed drifts over minutes, and a ratio of two runs
+    minutes apart drifts with it. Rates are the medians; each run's ratio is kept.
+    """
     workdir = Path(tempfile.mkdtemp(prefix="txstream-bench-memory-"))
     broker = EmbeddedBroker(log_path=workdir / "tansu.log")
     broker.start()
@@ -68,21 +77,32 @@ async def measure(events: int, customers: int, multiples: list[int], keep: bool 
                           timeout=max(300.0, spec.events / 500),
                           worker_settings=dict(settings or {}))
             print(f"{spec.events:,} events over {spec.span_ms / 3_600_000:.0f} h ...")
-            m = await run_txstream(ctx, "full", 1)
-            row = {"multiple": multiple, "events": spec.events,
-                   "hours": spec.span_ms / 3_600_000,
-                   "peak_rss_mb": m.peak_rss_kb / 1024,
-                   "last_rss_mb": float(m.extra["rss_mb_at_last_event"]),
-                   "events_per_second": m.events_per_second}
-            print(f"  peak RSS {m.peak_rss_kb / 1024:.0f} MB, {m.events_per_second:,.0f} events/s")
-            for peer in peers:
-                print(f"  {peer} ...")
-                pm = await _run_peer(ctx, peer)
-                row[f"{peer} events_per_second"] = pm.events_per_second
-                row[f"{peer} peak_rss_mb"] = pm.peak_rss_kb / 1024
-                print(f"  {peer}: {pm.events_per_second:,.0f} events/s, peak RSS "
-                      f"{pm.peak_rss_kb / 1024:.0f} MB; full / {peer} "
-                      f"{m.events_per_second / pm.events_per_second:.2f}")
+            full: list[Measurement] = []
+            by_peer: dict[str, list[Measurement]] = {peer: [] for peer in peers}
+            for run in range(1, runs + 1):
+                m = await run_txstream(ctx, "full", run)
+                full.append(m)
+                print(f"  run {run}: peak RSS {m.peak_rss_kb / 1024:.0f} MB, "
+                      f"{m.events_per_second:,.0f} events/s")
+                for peer in peers:
+                    print(f"  {peer} ...")
+                    pm = await _run_peer(ctx, peer, run)
+                    by_peer[peer].append(pm)
+                    print(f"  {peer}: {pm.events_per_second:,.0f} events/s, peak RSS "
+                          f"{pm.peak_rss_kb / 1024:.0f} MB; full / {peer} "
+                          f"{m.events_per_second / pm.events_per_second:.2f}")
+            row: dict[str, Any] = {
+                "multiple": multiple, "events": spec.events,
+                "hours": spec.span_ms / 3_600_000,
+                "peak_rss_mb": max(m.peak_rss_kb for m in full) / 1024,
+                "last_rss_mb": max(float(m.extra["rss_mb_at_last_event"]) for m in full),
+                "events_per_second": median(m.events_per_second for m in full)}
+            for peer, measured in by_peer.items():
+                row[f"{peer} events_per_second"] = median(
+                    pm.events_per_second for pm in measured)
+                row[f"{peer} peak_rss_mb"] = max(pm.peak_rss_kb for pm in measured) / 1024
+                row[f"{peer} ratios"] = [m.events_per_second / pm.events_per_second
+                                         for m, pm in zip(full, measured, strict=True)]
             rows.append(row)
     finally:
         broker.stop()
@@ -100,6 +120,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--multiples", default="1,2,4")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="runs per size, the full pipeline and the peers taking turns; "
+                             "rates are medians (default: %(default)s)")
     parser.add_argument("--peers", default="quix-tumbling",
                         help="comma list of " + ", ".join(PEERS) + " run on each size's "
                              "topic after the full pipeline ('' for none)")
@@ -112,8 +135,10 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(peers) - set(PEERS))
     if unknown:
         parser.error(f"--peers: unknown {', '.join(unknown)}")
+    if args.runs < 1:
+        parser.error("--runs must be >= 1")
     rows = asyncio.run(measure(args.events, args.customers, multiples, args.keep, peers,
-                               settings))
+                               settings, args.runs))
     first = rows[0]["peak_rss_mb"]
     extra = "".join(f" {peer} events/s | full / {peer} |" for peer in peers)
     print("\n| events | event-time span | peak RSS MB | x first | RSS at last event MB "
@@ -127,6 +152,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {row['events']:,.0f} | {row['hours']:.0f} h | {row['peak_rss_mb']:.0f} | "
               f"{row['peak_rss_mb'] / first:.2f} | {row['last_rss_mb']:.0f} | "
               f"{row['events_per_second']:,.0f} |" + cells)
+    if args.runs > 1:
+        print(f"medians of {args.runs} runs each; full / peer run by run:")
+        for row in rows:
+            for peer in peers:
+                ratios = ", ".join(f"{ratio:.2f}" for ratio in row[f"{peer} ratios"])
+                print(f"  {row['hours']:.0f} h, {peer}: {ratios}")
     print("command: python -m bench.memory " + " ".join(sys.argv[1:]))
 
 
