@@ -12,6 +12,7 @@ import re
 import shutil
 import time
 from collections import defaultdict
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +204,31 @@ async def _committed(workers: WorkerFactory) -> dict[int, int]:
                                    workers.topics.transactions, PARTITIONS)
 
 
+async def _wait_until_committed(workers: WorkerFactory, timeout: float,
+                                message: str = "") -> None:
+    """Until the group has committed every transactions partition up to its end."""
+    ends = await _source_ends(workers)
+
+    async def all_committed() -> bool:
+        return await _committed(workers) == ends
+
+    await async_wait_until(all_committed, timeout=timeout, interval=0.5, message=message)
+
+
+TABLES = ("tumbling", "hopping", "sliding", "session", "txids")
+
+
+def _changelogs(workers: WorkerFactory, partitions: Collection[int]) -> list[TopicPartition]:
+    """Every table's changelog partitions among ``partitions``."""
+    return [TopicPartition(f"{workers.state_id(1)}-{table}-changelog", p)
+            for table in TABLES for p in partitions]
+
+
+def _table_of(workers: WorkerFactory, changelog: str) -> str:
+    """The table whose changelog topic ``changelog`` is."""
+    return changelog.removeprefix(f"{workers.state_id(1)}-").removesuffix("-changelog")
+
+
 async def test_sigterm_stops_within_seconds_and_commits_what_was_processed(
         workers: WorkerFactory) -> None:
     txs = make_input(2_000, customers=100, seed=13)
@@ -232,13 +258,8 @@ async def test_a_pause_in_the_input_flushes_and_commits_without_waiting_for_the_
     worker = workers.start("w1", flush_interval="1h")
     await send(workers, txs, rate=None)
 
-    ends = await _source_ends(workers)
-
-    async def all_committed() -> bool:
-        return await _committed(workers) == ends
-
-    await async_wait_until(all_committed, timeout=30, interval=0.5,
-                           message="offsets were not committed once the input paused")
+    await _wait_until_committed(workers, timeout=30,
+                                message="offsets were not committed once the input paused")
     # The state was written before the offsets: a worker on the same data dir serves it
     # without re-reading the input.
     worker.process.kill()
@@ -252,12 +273,7 @@ async def test_the_tables_skip_the_write_ahead_log_so_a_kill_replays_their_chang
     # Every flush writes the databases (by default every 30 s: a kill replays as much).
     worker = workers.start("w1", checkpoint_interval="0s")
     await send(workers, txs, rate=None)
-    ends = await _source_ends(workers)
-
-    async def all_committed() -> bool:
-        return await _committed(workers) == ends
-
-    await async_wait_until(all_committed, timeout=30, interval=0.5)
+    await _wait_until_committed(workers, timeout=30)
     # No write went through RocksDB's write-ahead log (app/table_store.py): the databases
     # hold this state in their memtables only, far below a memtable's size.
     logs = {path.relative_to(worker.datadir): path.stat().st_size
@@ -267,9 +283,7 @@ async def test_the_tables_skip_the_write_ahead_log_so_a_kill_replays_their_chang
 
     # The killed worker's databases come back as of their last memtable flush, none:
     # every changelog record is replayed, and the windows are exact.
-    changelogs = [TopicPartition(f"{workers.state_id(1)}-{kind}-changelog", p)
-                  for kind in ("tumbling", "hopping", "sliding", "session", "txids")
-                  for p in range(PARTITIONS)]
+    changelogs = _changelogs(workers, range(PARTITIONS))
     written = sum((await true_end_offsets(workers.kafka, changelogs)).values())
     restarted = workers.start("w1-again", datadir=worker.datadir)
     await assert_windows_exact(restarted, ground_truth(txs), timeout=30)
@@ -280,13 +294,9 @@ async def test_the_tables_skip_the_write_ahead_log_so_a_kill_replays_their_chang
     assert restarted.process.terminate(timeout=30) == 0
     ends_now = await true_end_offsets(workers.kafka, changelogs)
     on_disk = _table_dbs(worker.datadir)
-    assert {(tp.topic, tp.partition): on_disk[(_kind(workers, tp.topic), tp.partition)].get(
+    assert {(tp.topic, tp.partition): on_disk[(_table_of(workers, tp.topic), tp.partition)].get(
         b"__faust\x00offset__") for tp in changelogs} == {
         (tp.topic, tp.partition): str(end - 1).encode() for tp, end in ends_now.items()}
-
-
-def _kind(workers: WorkerFactory, changelog: str) -> str:
-    return changelog.removeprefix(f"{workers.state_id(1)}-").removesuffix("-changelog")
 
 
 # -- the bulk restore: what the changelogs say, record for record ----------------------------
@@ -325,12 +335,7 @@ async def test_rebuild_from_changelogs_is_the_live_state_record_for_record(
     txs = list(generate(config))
     live = workers.start("live")
     await send(workers, txs, rate=None)
-    ends = await _source_ends(workers)
-
-    async def all_committed() -> bool:
-        return await _committed(workers) == ends
-
-    await async_wait_until(all_committed, timeout=60, interval=0.5)
+    await _wait_until_committed(workers, timeout=60)
     assert live.process.terminate(timeout=30) == 0
     expected = _table_dbs(live.datadir)
     assert sorted(expected) == [(name, p) for name in ("hopping", "session", "sliding",
@@ -346,13 +351,11 @@ async def test_rebuild_from_changelogs_is_the_live_state_record_for_record(
             (first, expected[("tumbling", 2)][first])]
     await _send_tail(workers.kafka, changelog, 2, tail)
     del expected[("tumbling", 2)][second]
-    changelogs = [f"{workers.state_id(1)}-{kind}-changelog"
-                  for kind in ("tumbling", "hopping", "sliding", "session", "txids")]
-    changelog_ends = await true_end_offsets(
-        workers.kafka, [TopicPartition(t, p) for t in changelogs for p in range(PARTITIONS)])
+    changelog_ends = await true_end_offsets(workers.kafka,
+                                            _changelogs(workers, range(PARTITIONS)))
     for tp, end in changelog_ends.items():
-        kind = tp.topic.removeprefix(f"{workers.state_id(1)}-").removesuffix("-changelog")
-        expected[(kind, tp.partition)][b"__faust\x00offset__"] = str(end - 1).encode()
+        expected[(_table_of(workers, tp.topic), tp.partition)][b"__faust\x00offset__"] = (
+            str(end - 1).encode())
 
     # From the changelogs alone, into an empty data dir.
     rebuilt = workers.start("rebuilt")
@@ -394,18 +397,10 @@ async def test_a_standby_keeps_up_and_takes_over_with_exact_windows(
     second.wait_ready()
     await send(workers, txs[:4_000], rate=None)
     await assert_windows_exact(first, ground_truth(txs[:4_000]))
-    ends = await _source_ends(workers)
-
-    async def all_committed() -> bool:
-        return await _committed(workers) == ends
-
-    await async_wait_until(all_committed, timeout=60, interval=0.5)
+    await _wait_until_committed(workers, timeout=60)
     owned = {p["partition"] for p in second.get("/stats/?local=1")[1]["partitions"]}
     assert owned, "the second worker owns partitions"
-    changelogs = [TopicPartition(f"{workers.state_id(1)}-{kind}-changelog", p)
-                  for kind in ("tumbling", "hopping", "sliding", "session", "txids")
-                  for p in owned]
-    changelog_ends = await true_end_offsets(workers.kafka, changelogs)
+    changelog_ends = await true_end_offsets(workers.kafka, _changelogs(workers, owned))
 
     def standby_caught_up() -> bool:
         followed = _standby_offsets(first)
