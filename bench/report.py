@@ -172,14 +172,14 @@ def format_table(summary: dict[str, Any], runs: int) -> str:
                     f"{_fmt(standby['records_per_second_first_record_to_caught_up'], ',.0f')}"
                     f" records/s)")]
             for case, how in (("kept", "after a clean stop"), ("killed", "after SIGKILL")):
-                kept = recovery.get(case)
-                if kept:
+                restart = recovery.get(case)
+                if restart:
                     lines += ["", (
                         f"{label} (data dir kept, {how}): restart -> Worker ready "
-                        f"{kept['restart_to_ready_seconds']:.1f} s; changelog records replayed "
-                        f"{kept['records_restored']:,.0f}; state loaded "
-                        f"{kept['ready_to_state_loaded_seconds']:.1f} s after ready; sample "
-                        f"views identical: {kept['sample_views_identical']}")]
+                        f"{restart['restart_to_ready_seconds']:.1f} s; changelog records "
+                        f"replayed {restart['records_restored']:,.0f}; state loaded "
+                        f"{restart['ready_to_state_loaded_seconds']:.1f} s after ready; sample "
+                        f"views identical: {restart['sample_views_identical']}")]
     return "\n".join(lines)
 
 

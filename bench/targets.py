@@ -472,6 +472,17 @@ async def _views_loaded(ctx: Context, session: aiohttp.ClientSession,
     return after, time.time()
 
 
+def _on_kept_data(restart: dict[str, Any], loaded: float, identical: bool) -> dict[str, Any]:
+    """The figures of a restart on the data dir the worker had (see :func:`_restart`)."""
+    return {
+        "restart_to_ready_seconds": restart["restart_to_ready_seconds"],
+        "replay_seconds": restart["replay_seconds"],
+        "records_restored": restart["records_restored"],
+        "ready_to_state_loaded_seconds": round(loaded - restart["ready"], 3),
+        "sample_views_identical": identical,
+    }
+
+
 async def measure_recovery(ctx: Context, session: aiohttp.ClientSession,
                            process: ManagedProcess, env: dict[str, str], datadir: Path,
                            name: str, group: str, base: str) -> dict[str, Any]:
@@ -501,13 +512,7 @@ async def measure_recovery(ctx: Context, session: aiohttp.ClientSession,
     killed = await _restart(ctx, env, f"{name}-killed")
     process = killed.pop("process")
     after_kill, loaded = await _views_loaded(ctx, session, killed["base"])
-    after_kill_result = {
-        "restart_to_ready_seconds": killed["restart_to_ready_seconds"],
-        "replay_seconds": killed["replay_seconds"],
-        "records_restored": killed["records_restored"],
-        "ready_to_state_loaded_seconds": round(loaded - killed["ready"], 3),
-        "sample_views_identical": before == after_kill,
-    }
+    after_kill_result = _on_kept_data(killed, loaded, before == after_kill)
     process.terminate(timeout=15)
     shutil.rmtree(datadir, ignore_errors=True)
 
@@ -538,13 +543,7 @@ async def measure_recovery(ctx: Context, session: aiohttp.ClientSession,
     process = kept.pop("process")
     again, loaded = await _views_loaded(ctx, session, kept["base"])
     result["_process"] = process
-    result["kept"] = {
-        "restart_to_ready_seconds": kept["restart_to_ready_seconds"],
-        "replay_seconds": kept["replay_seconds"],
-        "records_restored": kept["records_restored"],
-        "ready_to_state_loaded_seconds": round(loaded - kept["ready"], 3),
-        "sample_views_identical": before == again,
-    }
+    result["kept"] = _on_kept_data(kept, loaded, before == again)
     result["killed"] = after_kill_result
     result["standby"] = await _standby_catch_up(ctx, session, env, f"{name}-second", ends)
     return result
