@@ -48,10 +48,12 @@ class Pipeline:
     """Applies source batches to per-partition state and sends what the core produces.
 
     Order per flush, which makes a crash at any point safe (DESIGN.md): outputs are sent
-    as batches are applied (conflicting duplicates to the dead-letter topic); at a flush
-    we wait until the broker has them, then write each changed record once per window
-    kind's table (partition record last), then, once those are acknowledged, the
-    duplicate check's table, then release the offsets for Faust's committer.
+    as batches are applied (conflicting duplicates to the dead-letter topic; a partition's
+    batch may stay open over several while the producer still queues its last one, see
+    RecordBatches.submit); at a flush every batch goes and we wait until the broker has
+    them, then write each changed record once per window kind's table (partition record
+    last), then, once those are acknowledged, the duplicate check's table, then release
+    the offsets for Faust's committer.
 
     Only the first half holds up the input: the changed records are taken (all tables at
     once, as of one point in the input) and the window kinds' are staged and sent. The
@@ -74,6 +76,8 @@ class Pipeline:
         self.outputs_sent = OutputCounters()
         self.decoder = Decoder(app.settings.max_event_ahead_ms)
         self._applied: dict[TP, int] = {}
+        #: The outputs' batches, kept across fetches (a batch may stay open: see submit).
+        self._outputs: RecordBatches | None = None
         self._pending: list[SentBatch] = []
         #: The second half of the last flush (waiting for the broker), while it runs.
         self._finishing: asyncio.Task[None] | None = None
@@ -110,7 +114,7 @@ class Pipeline:
     async def _on_batch(self, batch: Mapping[TP, list[Any]]) -> None:
         async with self._lock:
             wall = _now_ms()
-            batches = self._batches()
+            batches = self._output_batches()
             guard = self.app.guard
             for tp, records in batch.items():
                 if not records:
@@ -129,7 +133,7 @@ class Pipeline:
                 self.throughput.add(len(records))
                 self._unflushed = True
             self._last_input = time.monotonic()
-            self._pending.extend(await batches.submit())
+            self._pending.extend(await batches.submit(hold_queued=True))
             if time.monotonic() - self._last_flush >= self._flush_interval:
                 await self._flush()
 
@@ -150,10 +154,10 @@ class Pipeline:
     async def _tick(self) -> None:
         async with self._lock:
             wall = _now_ms()
-            batches = self._batches()
+            batches = self._output_batches()
             for partition, state in list(self.states.items()):
                 self._send(batches, partition, state.advance(wall))
-            self._pending.extend(await batches.submit())
+            self._pending.extend(await batches.submit(hold_queued=True))
             now = time.monotonic()
             quiet = (self._unflushed and self._quiet_after is not None
                      and now - self._last_input >= self._quiet_after)
@@ -206,6 +210,11 @@ class Pipeline:
     def _batches(self) -> RecordBatches:
         producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
         return RecordBatches(producer, self._compression)
+
+    def _output_batches(self) -> RecordBatches:
+        if self._outputs is None:
+            self._outputs = self._batches()
+        return self._outputs
 
     def _send(self, batches: RecordBatches, partition: int, out: Outputs) -> None:
         if out and self.emit:
@@ -278,6 +287,7 @@ class Pipeline:
         if self.app.fatal_error is not None:
             return  # that half failed: nothing more is written
         # 1. The outputs of everything applied so far are on the broker.
+        self._pending.extend(await self._output_batches().submit())
         pending, self._pending = self._pending, []
         if pending:
             await asyncio.gather(*(sent.future for sent in pending))
