@@ -57,7 +57,7 @@ class SentBatch:
 
 
 class RecordBatches:
-    """Appends records to one open batch per (topic, partition); submits them all at once.
+    """Appends records to one open batch per (topic, partition); submits them together.
 
     One ``send_batch`` and one future per batch instead of one ``send`` and one future per
     record: sending output records one by one cost a quarter of the worker's CPU. Appending
@@ -116,7 +116,8 @@ class RecordBatches:
         return ready
 
     async def submit(self, hold_queued: bool = False) -> list[SentBatch]:
-        """Hand every batch to the producer, in the order they filled; return what it took.
+        """Hand the batches to the producer, in rounds as :meth:`take` gives them; return
+        what it took.
 
         Compressed batches of :data:`THREAD_BUILD_BYTES` or more are compressed in a thread
         of their own (:func:`builder_thread`; the codecs let go of the interpreter while
